@@ -1,0 +1,289 @@
+"""Extraction: run a Hugging Face model over prompts and pool the outputs of chosen decoder blocks.
+
+Forward hooks on the requested blocks capture each block's output; the forward pass stops right after the deepest
+requested block (no later block, no language-model head, no KV cache). Prompts are batched in order of token length
+to keep padding small, and each batch is pooled in the Rust core as soon as it completes, so memory stays bounded by
+one batch plus the pooled result.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastprobe.exceptions import FastprobeError, InvalidInputError
+from fastprobe.pooling import pool
+
+__all__ = ["LoadedModel", "decoder_blocks", "extract_pooled", "load_model", "resolve_device"]
+
+#: Attribute paths searched, in order, for a model's list of decoder (or encoder) blocks.
+BLOCK_PATHS: tuple[str, ...] = (
+    "model.layers",
+    "model.language_model.layers",
+    "model.decoder.layers",
+    "transformer.h",
+    "gpt_neox.layers",
+    "layers",
+    "language_model.layers",
+    "decoder.layers",
+    "h",
+    "encoder.layer",
+    "bert.encoder.layer",
+)
+
+
+def _get_path(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def decoder_blocks(model: Any) -> Any:
+    """Return the ``torch.nn.ModuleList`` of a model's transformer blocks.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A Hugging Face model, with or without its language-model head.
+
+    Returns
+    -------
+    torch.nn.ModuleList
+
+    Raises
+    ------
+    FastprobeError
+        If none of :data:`BLOCK_PATHS` holds a module list; the message names every path tried.
+    """
+    import torch
+
+    for path in BLOCK_PATHS:
+        blocks = _get_path(model, path)
+        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0:
+            return blocks
+    raise FastprobeError(
+        f"cannot find the transformer blocks of {type(model).__name__}: looked for a ModuleList at "
+        + ", ".join(BLOCK_PATHS)
+    )
+
+
+def resolve_device(device: str) -> str:
+    """Resolve ``"auto"`` to ``"cuda"`` when a GPU is present, else ``"mps"`` when available, else ``"cpu"``.
+
+    Parameters
+    ----------
+    device : str
+        ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Returns
+    -------
+    str
+    """
+    import torch
+
+    if device != "auto":
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model ready for extraction.
+
+    Attributes
+    ----------
+    name : str
+        The model id or path it was loaded from.
+    model : torch.nn.Module
+        The model, in eval mode, without gradients.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        Its tokenizer, with a pad token.
+    device : str
+        Where the model runs.
+    n_layers : int
+        The number of transformer blocks.
+    hidden_size : int
+        The width of a block's output.
+    """
+
+    name: str
+    model: Any
+    tokenizer: Any
+    device: str
+    n_layers: int
+    hidden_size: int
+
+
+_MODELS: dict[tuple[str, str, str], LoadedModel] = {}
+_MODELS_LOCK = threading.Lock()
+_DTYPES = ("float32", "float16", "bfloat16")
+
+
+def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+    """Load (once per process) a model and its tokenizer for extraction.
+
+    The model is loaded without its language-model head (``AutoModel``): extraction never needs logits.
+
+    Parameters
+    ----------
+    name : str or path-like
+        A local directory (or a Hub id available in the local Hugging Face cache).
+    device : str, default="auto"
+        See :func:`resolve_device`.
+    dtype : {"float32", "float16", "bfloat16"}, optional
+        The model's compute dtype; None means float32.
+
+    Returns
+    -------
+    LoadedModel
+
+    Raises
+    ------
+    FastprobeError
+        If the path does not exist, or the dtype is not one of the accepted names.
+    """
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    key_dtype = dtype or "float32"
+    if key_dtype not in _DTYPES:
+        raise FastprobeError(f"unknown dtype {dtype!r}; expected one of: {', '.join(_DTYPES)} (or None for float32)")
+    resolved = resolve_device(device)
+    key = (os.fspath(name), resolved, key_dtype)
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        path = os.fspath(name)
+        if (os.sep in path or path.startswith(".")) and not os.path.isdir(path):
+            raise FastprobeError(f"model path {path!r} does not exist or is not a directory")
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        if tokenizer.pad_token is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        model = AutoModel.from_pretrained(path, dtype=getattr(torch, key_dtype))
+        model.to(resolved)
+        model.eval()
+        model.requires_grad_(False)
+        blocks = decoder_blocks(model)
+        hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "n_embd", 0))
+        loaded = LoadedModel(path, model, tokenizer, resolved, len(blocks), hidden)
+        _MODELS[key] = loaded
+        return loaded
+
+
+class _StopForward(Exception):
+    """Raised by the deepest hook to end the forward pass early."""
+
+
+def _block_output(output: Any) -> Any:
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
+def extract_pooled(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    layers: Sequence[int],
+    poolings: Sequence[str] = ("last_token",),
+    *,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> dict[str, np.ndarray]:
+    """Run the model over ``prompts`` and pool the outputs of ``layers``.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`load_model`.
+    prompts : sequence of str
+        Non-empty strings.
+    layers : sequence of int
+        Block indices (already resolved, non-negative); features are concatenated in ascending layer order.
+    poolings : sequence of str, default=("last_token",)
+        The poolings to compute from the same forward pass.
+    batch_size : int, default=8
+        Prompts per forward pass.
+    progress : bool, default=True
+        Show a progress bar (prompts/s and tokens/s).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        For each pooling, a float32 array of shape ``(len(prompts), len(layers) * hidden_size)`` in input order.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``prompts`` is empty or holds an empty or non-string entry, or ``batch_size`` is not positive.
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    if isinstance(prompts, str):
+        raise InvalidInputError("prompts must be a sequence of strings, not a single string")
+    prompts = list(prompts)
+    if not prompts:
+        raise InvalidInputError("prompts is empty; give at least one prompt")
+    for i, p in enumerate(prompts):
+        if not isinstance(p, str) or not p:
+            raise InvalidInputError(f"prompt {i} must be a non-empty string; got {p!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int; got {batch_size!r}")
+    layers = sorted(set(layers))
+    blocks = decoder_blocks(loaded.model)
+    tok = loaded.tokenizer
+    lengths = [len(ids) for ids in tok(prompts)["input_ids"]]
+    order = np.argsort(lengths, kind="stable")
+    width = len(layers) * loaded.hidden_size
+    out = {p: np.empty((len(prompts), width), dtype=np.float32) for p in poolings}
+    captured: dict[int, Any] = {}
+    deepest = layers[-1]
+
+    def make_hook(layer: int) -> Any:
+        def hook(_module: Any, _inputs: Any, output: Any) -> None:
+            captured[layer] = _block_output(output)
+            if layer == deepest:
+                raise _StopForward
+
+        return hook
+
+    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in layers]
+    bar = tqdm(total=len(prompts), desc="extracting", unit="prompt", disable=not progress, dynamic_ncols=True)
+    tokens_done = 0
+    try:
+        for start in range(0, len(prompts), batch_size):
+            idx = order[start : start + batch_size]
+            batch = tok([prompts[i] for i in idx], return_tensors="pt", padding=True)
+            # Positions count real tokens only, so a left-padded prompt sees the same positions as it would alone.
+            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+            captured.clear()
+            with torch.inference_mode():
+                try:
+                    loaded.model(**batch, use_cache=False)
+                except _StopForward:
+                    pass
+            mask = batch["attention_mask"].cpu()
+            for j, layer in enumerate(layers):
+                hidden = captured[layer]
+                for p in poolings:
+                    out[p][idx, j * loaded.hidden_size : (j + 1) * loaded.hidden_size] = pool(hidden, mask, p)
+            tokens_done += int(mask.sum())
+            bar.update(len(idx))
+            elapsed = bar.format_dict.get("elapsed") or 0.0
+            if elapsed > 0:
+                bar.set_postfix(tokens_per_s=f"{tokens_done / elapsed:,.0f}", refresh=False)
+    finally:
+        for h in handles:
+            h.remove()
+        bar.close()
+    return out

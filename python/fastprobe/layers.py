@@ -1,0 +1,78 @@
+"""Layer specifications: which decoder blocks' outputs a probe reads.
+
+Layer ``i`` is the output of decoder block ``i`` (so layer 0 is not the embeddings), and the last layer is taken
+before the model's final norm. Negative indices count from the end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from fastprobe.exceptions import InvalidInputError, UnknownOptionError
+
+__all__ = ["LAYER_SPECS", "LayerSpec", "resolve_layers"]
+
+LayerSpec = int | Sequence[int] | str
+#: The named layer specifications.
+LAYER_SPECS: tuple[str, ...] = ("middle", "last", "all")
+
+
+def _index(layer: object, n_layers: int) -> int:
+    if isinstance(layer, bool) or not isinstance(layer, (int, np.integer)):
+        raise InvalidInputError(f"a layer index must be an int; got {layer!r} of type {type(layer).__name__}")
+    idx = int(layer)
+    resolved = idx + n_layers if idx < 0 else idx
+    if not 0 <= resolved < n_layers:
+        raise InvalidInputError(
+            f"layer {idx} is out of range for a model with {n_layers} layers (valid: {-n_layers} to {n_layers - 1})"
+        )
+    return resolved
+
+
+def resolve_layers(spec: LayerSpec, n_layers: int) -> list[int]:
+    """Turn a layer specification into sorted, distinct block indices.
+
+    Parameters
+    ----------
+    spec : int, sequence of int, or {"middle", "last", "all"}
+        An index (negative counts from the end), a list of indices, ``"middle"`` (the middle third:
+        ``range(n // 3, n - n // 3)``), ``"last"`` or ``"all"``.
+    n_layers : int
+        The model's number of decoder blocks.
+
+    Returns
+    -------
+    list of int
+        Ascending, without duplicates: the order in which layers' features are concatenated.
+
+    Raises
+    ------
+    InvalidInputError
+        If an index is out of range or the list is empty.
+    UnknownOptionError
+        If a string is not a known specification.
+
+    Examples
+    --------
+    >>> resolve_layers("middle", 30)[:3], resolve_layers(-1, 30), resolve_layers([5, -1, 5], 30)
+    ([10, 11, 12], [29], [5, 29])
+    """
+    if isinstance(spec, str):
+        if spec == "middle":
+            return list(range(n_layers // 3, n_layers - n_layers // 3))
+        if spec == "last":
+            return [n_layers - 1]
+        if spec == "all":
+            return list(range(n_layers))
+        raise UnknownOptionError(
+            f"unknown layer specification {spec!r}; "
+            f"expected an int, a list of ints, or one of: {', '.join(LAYER_SPECS)}"
+        )
+    if isinstance(spec, (int, np.integer)):
+        return [_index(spec, n_layers)]  # rejects bools with a clear message
+    layers = sorted({_index(layer, n_layers) for layer in spec})
+    if not layers:
+        raise InvalidInputError("the layer list is empty; give at least one layer index")
+    return layers

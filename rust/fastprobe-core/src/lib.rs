@@ -1,0 +1,17 @@
+//! fastprobe's core: the numerical kernels and I/O behind the `fastprobe` Python package.
+//!
+//! This crate has no Python dependency. The binding crate (`fastprobe-py`) converts arrays, releases the
+//! interpreter lock around calls into this crate, and maps [`Error`] onto Python exceptions.
+//!
+//! Modules:
+//! - [`pooling`]: reduce a sequence of token activations to one vector per prompt, over padded batches (with an
+//!   attention mask) or ragged (unpadded) token blocks.
+//! - [`parallel`]: the thread pools the kernels run on.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod parallel;
+pub mod pooling;
+
+pub use error::{Error, Result};
+pub use pooling::Pooling;

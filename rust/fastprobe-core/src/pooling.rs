@@ -1,0 +1,309 @@
+//! Pooling: reduce each prompt's token activations (T x H) to one vector (H).
+//!
+//! Two input layouts are supported:
+//! - padded batches `(B, S, H)` with a boolean attention mask `(B, S)`, as a forward pass produces them. Padding may
+//!   sit on either side (or both): only positions whose mask is true take part, so `first_token` is the first real
+//!   token and `last_token` the last real one under left and right padding alike;
+//! - ragged blocks: the real tokens of every prompt stacked into one `(sum T_i, H)` matrix with `B + 1` offsets,
+//!   as the activation store keeps them.
+//!
+//! Means accumulate in `f64` and are rounded to `f32` once at the end. Prompts are processed in parallel.
+
+use std::fmt;
+use std::str::FromStr;
+
+use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut1, Axis, Zip};
+use rayon::prelude::*;
+
+use crate::error::{Error, Result};
+
+/// How a prompt's token vectors are reduced to one vector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Pooling {
+    /// The last real (unmasked) token.
+    LastToken,
+    /// The first real (unmasked) token.
+    FirstToken,
+    /// The mean over real tokens.
+    Mean,
+    /// The element-wise maximum over real tokens.
+    Max,
+    /// The element-wise minimum over real tokens.
+    Min,
+}
+
+impl Pooling {
+    /// Every pooling, in the order of [`Pooling::NAMES`].
+    pub const ALL: [Pooling; 5] = [Pooling::LastToken, Pooling::FirstToken, Pooling::Mean, Pooling::Max, Pooling::Min];
+    /// The accepted names, as Python spells them.
+    pub const NAMES: [&'static str; 5] = ["last_token", "first_token", "mean", "max", "min"];
+
+    /// The name Python uses for this pooling.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Pooling::LastToken => "last_token",
+            Pooling::FirstToken => "first_token",
+            Pooling::Mean => "mean",
+            Pooling::Max => "max",
+            Pooling::Min => "min",
+        }
+    }
+}
+
+impl fmt::Display for Pooling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Pooling {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        Pooling::ALL.into_iter().find(|p| p.name() == s).ok_or_else(|| Error::UnknownOption {
+            kind: "pooling",
+            given: s.to_owned(),
+            choices: Pooling::NAMES.to_vec(),
+        })
+    }
+}
+
+/// Reduces the rows of `tokens` (the real tokens of one prompt, T x H with T >= 1) into `out` (H).
+fn reduce_rows<'a>(
+    tokens: impl ExactSizeIterator<Item = ndarray::ArrayView1<'a, f32>>,
+    method: Pooling,
+    out: ArrayViewMut1<'_, f32>,
+) {
+    let mut out = out;
+    let count = tokens.len();
+    match method {
+        Pooling::LastToken => {
+            if let Some(row) = tokens.last() {
+                out.assign(&row);
+            }
+        }
+        Pooling::FirstToken => {
+            if let Some(row) = tokens.into_iter().next() {
+                out.assign(&row);
+            }
+        }
+        Pooling::Mean => {
+            let mut acc = vec![0.0f64; out.len()];
+            for row in tokens {
+                for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                    *a += f64::from(v);
+                }
+            }
+            let n = count as f64;
+            Zip::from(&mut out).and(&acc[..]).for_each(|o, &a| *o = (a / n) as f32);
+        }
+        Pooling::Max | Pooling::Min => {
+            let take_max = method == Pooling::Max;
+            let mut first = true;
+            for row in tokens {
+                if first {
+                    out.assign(&row);
+                    first = false;
+                    continue;
+                }
+                // NaN propagates, as numpy's max/min do.
+                Zip::from(&mut out).and(&row).for_each(|o, &v| {
+                    if v.is_nan() || (take_max && v > *o) || (!take_max && v < *o) {
+                        *o = v;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Pools a padded batch.
+///
+/// `hidden` is `(B, S, H)`, `mask` is `(B, S)` with `true` on real tokens. Returns `(B, H)`.
+///
+/// # Errors
+/// [`Error::Shape`] when the mask does not match the batch, [`Error::InvalidInput`] when a prompt has no real token.
+pub fn pool_padded(hidden: ArrayView3<'_, f32>, mask: ArrayView2<'_, bool>, method: Pooling) -> Result<Array2<f32>> {
+    let (b, s, h) = hidden.dim();
+    if mask.dim() != (b, s) {
+        return Err(Error::shape(
+            "attention_mask",
+            format!("({b}, {s}) to match hidden (B, S, H) = ({b}, {s}, {h})"),
+            format!("{:?}", mask.dim()),
+        ));
+    }
+    if let Some(row) = mask.outer_iter().position(|m| !m.iter().any(|&x| x)) {
+        return Err(Error::InvalidInput(format!("prompt {row} has no real token: its attention mask is all zero")));
+    }
+    let mut out = Array2::<f32>::zeros((b, h));
+    out.axis_iter_mut(Axis(0))
+        .into_par_iter()
+        .zip(hidden.axis_iter(Axis(0)).into_par_iter())
+        .zip(mask.axis_iter(Axis(0)).into_par_iter())
+        .for_each(|((dst, seq), m)| {
+            let real: Vec<usize> = m.iter().enumerate().filter_map(|(i, &x)| x.then_some(i)).collect();
+            reduce_rows(real.iter().map(|&i| seq.row(i)), method, dst);
+        });
+    Ok(out)
+}
+
+/// Pools ragged token blocks.
+///
+/// `values` is `(N_tokens, H)`: the real tokens of every prompt, stacked. `offsets` has `B + 1` entries: prompt `i`
+/// owns rows `offsets[i]..offsets[i + 1]`. Returns `(B, H)`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when the offsets are not non-decreasing from 0 to `N_tokens`, or a prompt is empty.
+pub fn pool_ragged(values: ArrayView2<'_, f32>, offsets: &[usize], method: Pooling) -> Result<Array2<f32>> {
+    let (n_tokens, h) = values.dim();
+    validate_offsets(offsets, n_tokens)?;
+    let b = offsets.len() - 1;
+    let mut out = Array2::<f32>::zeros((b, h));
+    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, dst)| {
+        let block = values.slice(ndarray::s![offsets[i]..offsets[i + 1], ..]);
+        reduce_rows(block.outer_iter(), method, dst);
+    });
+    Ok(out)
+}
+
+/// Checks that `offsets` describe `B >= 0` non-empty blocks that tile `0..n_tokens` exactly.
+fn validate_offsets(offsets: &[usize], n_tokens: usize) -> Result<()> {
+    let (Some(&first), Some(&last)) = (offsets.first(), offsets.last()) else {
+        return Err(Error::InvalidInput("offsets must have at least one entry (B + 1 entries for B prompts)".into()));
+    };
+    if first != 0 || last != n_tokens {
+        return Err(Error::InvalidInput(format!(
+            "offsets must start at 0 and end at the number of token rows ({n_tokens}); got {first} .. {last}"
+        )));
+    }
+    if let Some(i) = offsets.windows(2).position(|w| w[1] <= w[0]) {
+        return Err(Error::InvalidInput(format!(
+            "offsets must be strictly increasing (every prompt needs at least one token); offsets[{i}] = {} and offsets[{}] = {}",
+            offsets[i],
+            i + 1,
+            offsets[i + 1]
+        )));
+    }
+    Ok(())
+}
+
+/// Convenience for callers that hold a single prompt's tokens: pools a `(T, H)` block into `(H)`.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `tokens` has no rows.
+pub fn pool_one(tokens: ArrayView2<'_, f32>, method: Pooling) -> Result<ndarray::Array1<f32>> {
+    if tokens.nrows() == 0 {
+        return Err(Error::InvalidInput("cannot pool a prompt with no tokens".into()));
+    }
+    let mut out = ndarray::Array1::<f32>::zeros(tokens.ncols());
+    reduce_rows(tokens.outer_iter(), method, out.view_mut());
+    Ok(out)
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)] // the kernels are exact; tests compare exactly on purpose
+mod tests {
+    use super::*;
+    use ndarray::{Array3, array};
+
+    fn batch() -> (Array3<f32>, Array2<bool>) {
+        // Two prompts, S = 3, H = 2; prompt 0 right-padded (2 real tokens), prompt 1 left-padded (2 real tokens).
+        let hidden =
+            Array3::from_shape_vec((2, 3, 2), vec![1., 2., 3., -4., 99., 99., 99., 99., 5., 6., 7., 8.]).unwrap();
+        let mask = array![[true, true, false], [false, true, true]];
+        (hidden, mask)
+    }
+
+    #[test]
+    fn padded_pooling_ignores_pads_on_both_sides() {
+        let (h, m) = batch();
+        let cases = [
+            (Pooling::LastToken, array![[3., -4.], [7., 8.]]),
+            (Pooling::FirstToken, array![[1., 2.], [5., 6.]]),
+            (Pooling::Mean, array![[2., -1.], [6., 7.]]),
+            (Pooling::Max, array![[3., 2.], [7., 8.]]),
+            (Pooling::Min, array![[1., -4.], [5., 6.]]),
+        ];
+        for (method, want) in cases {
+            assert_eq!(pool_padded(h.view(), m.view(), method).unwrap(), want, "{method}");
+        }
+    }
+
+    #[test]
+    fn ragged_equals_padded() {
+        let (h, m) = batch();
+        let values = array![[1., 2.], [3., -4.], [5., 6.], [7., 8.]];
+        for method in Pooling::ALL {
+            assert_eq!(
+                pool_ragged(values.view(), &[0, 2, 4], method).unwrap(),
+                pool_padded(h.view(), m.view(), method).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn errors_name_the_problem() {
+        let (h, _) = batch();
+        let bad_mask = array![[true, true], [true, true]];
+        let err = pool_padded(h.view(), bad_mask.view(), Pooling::Mean).unwrap_err();
+        assert!(err.to_string().contains("attention_mask: expected shape (2, 3"), "{err}");
+        let empty = array![[true, false, false], [false, false, false]];
+        let err = pool_padded(h.view(), empty.view(), Pooling::Mean).unwrap_err();
+        assert_eq!(err.to_string(), "prompt 1 has no real token: its attention mask is all zero");
+        let values = Array2::<f32>::zeros((4, 2));
+        assert!(
+            pool_ragged(values.view(), &[0, 2, 2, 4], Pooling::Mean)
+                .unwrap_err()
+                .to_string()
+                .contains("strictly increasing")
+        );
+        assert!(
+            pool_ragged(values.view(), &[0, 3], Pooling::Mean)
+                .unwrap_err()
+                .to_string()
+                .contains("end at the number of token rows (4)")
+        );
+        assert!(pool_ragged(values.view(), &[], Pooling::Mean).is_err());
+        let err = "median".parse::<Pooling>().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown pooling \"median\"; expected one of: last_token, first_token, mean, max, min"
+        );
+    }
+
+    #[test]
+    fn nan_propagates_through_max_and_min() {
+        let values = array![[1., f32::NAN], [2., 0.]];
+        for method in [Pooling::Max, Pooling::Min, Pooling::Mean] {
+            let out = pool_ragged(values.view(), &[0, 2], method).unwrap();
+            assert!(out[[0, 1]].is_nan(), "{method}");
+        }
+    }
+
+    #[test]
+    fn zero_batch_and_single_prompt() {
+        let values = Array2::<f32>::zeros((0, 3));
+        assert_eq!(pool_ragged(values.view(), &[0], Pooling::Mean).unwrap().dim(), (0, 3));
+        let one = array![[1., 2.], [3., 5.]];
+        assert_eq!(pool_one(one.view(), Pooling::Mean).unwrap(), array![2., 3.5]);
+        assert!(pool_one(Array2::<f32>::zeros((0, 2)).view(), Pooling::Mean).is_err());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn mean_matches_f64_reference(lens in proptest::collection::vec(1usize..6, 1..5), h in 1usize..5, seed in 0u32..1000) {
+            let n: usize = lens.iter().sum();
+            let values = Array2::from_shape_fn((n, h), |(i, j)| ((i * 31 + j * 7 + seed as usize) % 17) as f32 - 8.5);
+            let mut offsets = vec![0usize];
+            for l in &lens { offsets.push(offsets.last().unwrap() + l); }
+            let out = pool_ragged(values.view(), &offsets, Pooling::Mean).unwrap();
+            for (b, w) in offsets.windows(2).enumerate() {
+                for j in 0..h {
+                    let want: f64 = (w[0]..w[1]).map(|i| f64::from(values[[i, j]])).sum::<f64>() / (w[1] - w[0]) as f64;
+                    proptest::prop_assert_eq!(out[[b, j]], want as f32);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+//! Python values to core types: option strings to enums, index arrays to `usize`, contiguity checks.
+
+use fastprobe_core::{Error, Pooling};
+use numpy::{Element, PyReadonlyArray1, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use crate::errors::to_pyerr;
+
+/// Parses a pooling name, with an error that lists the valid ones.
+pub fn pooling(py: Python<'_>, name: &str) -> PyResult<Pooling> {
+    name.parse().map_err(|e| to_pyerr(py, e))
+}
+
+/// Requires a C-contiguous array: copies belong in Python, where they are visible.
+pub fn require_contiguous<T: Element, D: ndarray::Dimension>(
+    py: Python<'_>,
+    what: &str,
+    array: &numpy::PyReadonlyArray<'_, T, D>,
+) -> PyResult<()> {
+    if array.is_c_contiguous() {
+        Ok(())
+    } else {
+        Err(to_pyerr(
+            py,
+            Error::InvalidInput(format!("{what} must be C-contiguous; pass numpy.ascontiguousarray({what})")),
+        ))
+    }
+}
+
+/// Converts an int64 offsets array into `usize`, rejecting negative entries.
+pub fn offsets(py: Python<'_>, offsets: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
+    offsets
+        .as_array()
+        .iter()
+        .map(|&o| {
+            usize::try_from(o)
+                .map_err(|_| to_pyerr(py, Error::InvalidInput(format!("offsets must be non-negative; got {o}"))))
+        })
+        .collect()
+}

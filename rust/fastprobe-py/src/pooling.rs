@@ -1,0 +1,48 @@
+//! `#[pyfunction]` wrappers of `fastprobe_core::pooling`.
+
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+
+use crate::convert;
+use crate::detach::run_detached;
+
+/// Pool a padded batch `hidden` (B, S, H) float32 under `attention_mask` (B, S) bool into (B, H) float32.
+///
+/// Only positions whose mask is true take part, whichever side the padding is on. `method` is one of
+/// `last_token`, `first_token`, `mean`, `max`, `min`. Runs in parallel with the GIL released.
+#[pyfunction]
+#[pyo3(signature = (hidden, attention_mask, method, n_threads=None))]
+pub fn pool_padded<'py>(
+    py: Python<'py>,
+    hidden: PyReadonlyArray3<'py, f32>,
+    attention_mask: PyReadonlyArray2<'py, bool>,
+    method: &str,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let method = convert::pooling(py, method)?;
+    convert::require_contiguous(py, "hidden", &hidden)?;
+    let bytes = hidden.len() * 4;
+    let (h, m) = (hidden.as_array(), attention_mask.as_array());
+    let out = run_detached(py, bytes, n_threads, move || fastprobe_core::pooling::pool_padded(h, m, method))?;
+    Ok(out.into_pyarray(py))
+}
+
+/// Pool ragged token blocks: `values` (`N_tokens`, H) float32 holds every prompt's real tokens stacked, and prompt
+/// `i` owns rows `offsets[i]:offsets[i + 1]` (`offsets`: int64, B + 1 entries). Returns (B, H) float32.
+#[pyfunction]
+#[pyo3(signature = (values, offsets, method, n_threads=None))]
+pub fn pool_ragged<'py>(
+    py: Python<'py>,
+    values: PyReadonlyArray2<'py, f32>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    method: &str,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f32>>> {
+    let method = convert::pooling(py, method)?;
+    convert::require_contiguous(py, "values", &values)?;
+    let offsets = convert::offsets(py, &offsets)?;
+    let bytes = values.len() * 4;
+    let v = values.as_array();
+    let out = run_detached(py, bytes, n_threads, move || fastprobe_core::pooling::pool_ragged(v, &offsets, method))?;
+    Ok(out.into_pyarray(py))
+}

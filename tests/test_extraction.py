@@ -1,0 +1,98 @@
+"""Extraction on tiny models of every supported architecture, against independent references."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fastprobe import FastprobeError, InvalidInputError
+from fastprobe.extraction import decoder_blocks, extract_pooled, load_model
+from fastprobe.testing import ARCHITECTURES, tiny_model
+
+PROMPTS = [
+    "The city of Paris is in France.",
+    "Tokyo is in Japan.",
+    "Rome",
+    "The city of Berlin is in Germany and the city of Madrid is in Spain.",
+    "Cairo is in Egypt.",
+]
+FINAL_NORM = {"llama": "norm", "gpt2": "ln_f", "gpt_neox": "final_layer_norm", "bert": None}
+
+
+def unpadded_reference(loaded, prompt: str) -> tuple[torch.Tensor, ...]:  # type: ignore[no-untyped-def]
+    """hidden_states of one prompt run alone (no padding at all)."""
+    enc = loaded.tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        return loaded.model(**enc, output_hidden_states=True).hidden_states
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_hooks_equal_hidden_states(arch: str, side: str) -> None:
+    loaded = load_model(tiny_model(arch, padding_side=side), device="cpu")
+    n, h = loaded.n_layers, loaded.hidden_size
+    feats = extract_pooled(
+        loaded, PROMPTS, list(range(n)), ("last_token", "first_token", "mean"), batch_size=3, progress=False
+    )
+    for i, prompt in enumerate(PROMPTS):
+        hs = unpadded_reference(loaded, prompt)
+        assert len(hs) == n + 1
+        for layer in range(n):
+            ref = hs[layer + 1][0]  # (T, H): block `layer`'s output, as HF indexes it
+            got = {k: v[i, layer * h : (layer + 1) * h] for k, v in feats.items()}
+            if layer == n - 1 and FINAL_NORM[arch] is not None:
+                # HF's last hidden state has the final norm applied; ours is taken before it.
+                norm = getattr(loaded.model, FINAL_NORM[arch])
+                with torch.inference_mode():
+                    normed = norm(torch.from_numpy(got["last_token"])).numpy()
+                np.testing.assert_allclose(normed, ref[-1].numpy(), atol=2e-5, rtol=1e-4)
+                assert not np.allclose(got["last_token"], ref[-1].numpy(), atol=1e-3)
+                continue
+            np.testing.assert_allclose(got["last_token"], ref[-1].numpy(), atol=2e-5, rtol=1e-4)
+            np.testing.assert_allclose(got["first_token"], ref[0].numpy(), atol=2e-5, rtol=1e-4)
+            np.testing.assert_allclose(got["mean"], ref.mean(0).numpy(), atol=2e-5, rtol=1e-4)
+
+
+def test_subset_of_layers_is_ascending_concatenation() -> None:
+    loaded = load_model(tiny_model("llama"), device="cpu")
+    h = loaded.hidden_size
+    everything = extract_pooled(loaded, PROMPTS, [0, 1, 2, 3], progress=False)["last_token"]
+    picked = extract_pooled(loaded, PROMPTS, [2, 0], progress=False)["last_token"]
+    np.testing.assert_allclose(picked, np.hstack([everything[:, 0:h], everything[:, 2 * h : 3 * h]]), atol=1e-6)
+
+
+def test_bad_input() -> None:
+    loaded = load_model(tiny_model("gpt2"), device="cpu")
+    with pytest.raises(InvalidInputError, match="prompts is empty"):
+        extract_pooled(loaded, [], [0])
+    with pytest.raises(InvalidInputError, match="prompt 1 must be a non-empty string; got ''"):
+        extract_pooled(loaded, ["a", ""], [0])
+    with pytest.raises(InvalidInputError, match="not a single string"):
+        extract_pooled(loaded, "hello", [0])
+    with pytest.raises(InvalidInputError, match="batch_size must be a positive int; got 0"):
+        extract_pooled(loaded, ["a"], [0], batch_size=0)
+    with pytest.raises(FastprobeError, match="does not exist"):
+        load_model("/nonexistent/model/dir")
+    with pytest.raises(FastprobeError, match="unknown dtype 'float64'"):
+        load_model(tiny_model("gpt2"), dtype="float64")
+
+
+def test_unsupported_model_names_the_paths_tried() -> None:
+    with pytest.raises(
+        FastprobeError, match=r"cannot find the transformer blocks of Linear: .*model\.layers.*gpt_neox"
+    ):
+        decoder_blocks(torch.nn.Linear(2, 2))
+
+
+def test_forward_stops_after_deepest_layer() -> None:
+    loaded = load_model(tiny_model("llama"), device="cpu")
+    blocks = decoder_blocks(loaded.model)
+    calls: list[int] = []
+    handles = [b.register_forward_pre_hook(lambda m, a, i=i: calls.append(i)) for i, b in enumerate(blocks)]
+    try:
+        extract_pooled(loaded, PROMPTS[:2], [1], progress=False)
+    finally:
+        for handle in handles:
+            handle.remove()
+    assert sorted(set(calls)) == [0, 1]
