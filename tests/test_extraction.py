@@ -96,3 +96,18 @@ def test_forward_stops_after_deepest_layer() -> None:
         for handle in handles:
             handle.remove()
     assert sorted(set(calls)) == [0, 1]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_cuda_extraction_matches_cpu(dtype: str) -> None:
+    path = tiny_model("llama", padding_side="left")
+    layers = [0, 1, 2, 3]
+    cpu = extract_pooled(load_model(path, device="cpu"), PROMPTS, layers, ("mean", "last_token"), progress=False)
+    gpu_model = load_model(path, device="cuda", dtype=dtype)
+    assert next(gpu_model.model.parameters()).device.type == "cuda"
+    gpu = extract_pooled(gpu_model, PROMPTS, layers, ("mean", "last_token"), progress=False)
+    for pooling, want in cpu.items():
+        scale = float(np.abs(want).max())
+        atol = 1e-4 * scale if dtype == "float32" else 3e-2 * scale
+        np.testing.assert_allclose(gpu[pooling], want, atol=atol, rtol=0)
