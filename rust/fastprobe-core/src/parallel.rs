@@ -51,12 +51,19 @@ pub fn effective_threads(n_threads: Option<usize>) -> usize {
 /// # Errors
 /// [`Error::InvalidInput`] when `n_threads` is `Some(0)` or the pool cannot be started.
 pub fn install<R: Send>(n_threads: Option<usize>, f: impl FnOnce() -> R + Send) -> Result<R> {
-    let n = match n_threads {
-        Some(0) => return Err(Error::InvalidInput("n_threads must be a positive integer or None; got 0".into())),
-        Some(n) => n,
-        None => default_threads(),
-    };
-    Ok(pool_for(n)?.install(f))
+    check_threads(n_threads)?;
+    Ok(pool_for(effective_threads(n_threads))?.install(f))
+}
+
+/// Checks an `n_threads` argument without starting anything.
+///
+/// # Errors
+/// [`Error::InvalidInput`] when `n_threads` is `Some(0)`.
+pub fn check_threads(n_threads: Option<usize>) -> Result<()> {
+    if n_threads == Some(0) {
+        return Err(Error::InvalidInput("n_threads must be a positive integer or None; got 0".into()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use ndarray::{Array2, ArrayView2, ArrayView3, ArrayViewMut1, Axis, Zip};
+use ndarray::{Array2, ArrayView2, ArrayView3};
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -69,52 +69,66 @@ impl FromStr for Pooling {
     }
 }
 
-/// Reduces the rows of `tokens` (the real tokens of one prompt, T x H with T >= 1) into `out` (H).
-fn reduce_rows<'a>(
-    tokens: impl ExactSizeIterator<Item = ndarray::ArrayView1<'a, f32>>,
-    method: Pooling,
-    out: ArrayViewMut1<'_, f32>,
-) {
-    let mut out = out;
-    let count = tokens.len();
+/// Reduces `count >= 1` token rows (each a contiguous slice of length H) into `out` (H).
+///
+/// Works on slices so that the inner loops vectorise.
+#[allow(clippy::needless_bitwise_bool)] // `|` keeps the max/min selects branch-free
+fn reduce_rows<'a>(tokens: impl Iterator<Item = &'a [f32]>, count: usize, method: Pooling, out: &mut [f32]) {
     match method {
         Pooling::LastToken => {
             if let Some(row) = tokens.last() {
-                out.assign(&row);
+                out.copy_from_slice(row);
             }
         }
         Pooling::FirstToken => {
             if let Some(row) = tokens.into_iter().next() {
-                out.assign(&row);
+                out.copy_from_slice(row);
             }
         }
         Pooling::Mean => {
             let mut acc = vec![0.0f64; out.len()];
             for row in tokens {
-                for (a, &v) in acc.iter_mut().zip(row.iter()) {
+                for (a, &v) in acc.iter_mut().zip(row) {
                     *a += f64::from(v);
                 }
             }
             let n = count as f64;
-            Zip::from(&mut out).and(&acc[..]).for_each(|o, &a| *o = (a / n) as f32);
+            for (o, a) in out.iter_mut().zip(&acc) {
+                *o = (a / n) as f32;
+            }
         }
         Pooling::Max | Pooling::Min => {
             let take_max = method == Pooling::Max;
-            let mut first = true;
+            let mut tokens = tokens;
+            if let Some(first) = tokens.next() {
+                out.copy_from_slice(first);
+            }
             for row in tokens {
-                if first {
-                    out.assign(&row);
-                    first = false;
-                    continue;
-                }
-                // NaN propagates, as numpy's max/min do.
-                Zip::from(&mut out).and(&row).for_each(|o, &v| {
-                    if v.is_nan() || (take_max && v > *o) || (!take_max && v < *o) {
-                        *o = v;
+                // Branch-free selects (non-short-circuit `|`) so the loop vectorises; NaN propagates, as in numpy.
+                if take_max {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = if v.is_nan() | (v > *o) { v } else { *o };
                     }
-                });
+                } else {
+                    for (o, &v) in out.iter_mut().zip(row) {
+                        *o = if v.is_nan() | (v < *o) { v } else { *o };
+                    }
+                }
             }
         }
+    }
+}
+
+/// Below this many values of work a batch is pooled on the calling thread: splitting it costs more than it saves.
+pub const PARALLEL_MIN_VALUES: usize = 1 << 16;
+
+/// The number of input values a pooling actually reads: one row per prompt for first/last token, every value
+/// otherwise. Callers use it to decide whether work is worth detaching or spreading over threads.
+#[must_use]
+pub fn work_values(method: Pooling, n_values: usize, n_prompts: usize, h: usize) -> usize {
+    match method {
+        Pooling::LastToken | Pooling::FirstToken => n_prompts * h,
+        Pooling::Mean | Pooling::Max | Pooling::Min => n_values,
     }
 }
 
@@ -136,15 +150,18 @@ pub fn pool_padded(hidden: ArrayView3<'_, f32>, mask: ArrayView2<'_, bool>, meth
     if let Some(row) = mask.outer_iter().position(|m| !m.iter().any(|&x| x)) {
         return Err(Error::InvalidInput(format!("prompt {row} has no real token: its attention mask is all zero")));
     }
+    let hidden = hidden.as_standard_layout();
+    let mask = mask.as_standard_layout();
+    let (values, mask) = (hidden.as_slice().unwrap_or_default(), mask.as_slice().unwrap_or_default());
     let mut out = Array2::<f32>::zeros((b, h));
-    out.axis_iter_mut(Axis(0))
-        .into_par_iter()
-        .zip(hidden.axis_iter(Axis(0)).into_par_iter())
-        .zip(mask.axis_iter(Axis(0)).into_par_iter())
-        .for_each(|((dst, seq), m)| {
-            let real: Vec<usize> = m.iter().enumerate().filter_map(|(i, &x)| x.then_some(i)).collect();
-            reduce_rows(real.iter().map(|&i| seq.row(i)), method, dst);
-        });
+    let pool_row = |(i, dst): (usize, &mut [f32])| {
+        let m = &mask[i * s..(i + 1) * s];
+        let count = m.iter().filter(|&&x| x).count();
+        let rows =
+            m.iter().enumerate().filter(|&(_, &x)| x).map(|(t, _)| &values[(i * s + t) * h..(i * s + t + 1) * h]);
+        reduce_rows(rows, count, method, dst);
+    };
+    run_rows(out.as_slice_mut().unwrap_or_default(), h, work_values(method, values.len(), b, h), pool_row);
     Ok(out)
 }
 
@@ -159,12 +176,27 @@ pub fn pool_ragged(values: ArrayView2<'_, f32>, offsets: &[usize], method: Pooli
     let (n_tokens, h) = values.dim();
     validate_offsets(offsets, n_tokens)?;
     let b = offsets.len() - 1;
+    let values = values.as_standard_layout();
+    let flat = values.as_slice().unwrap_or_default();
     let mut out = Array2::<f32>::zeros((b, h));
-    out.axis_iter_mut(Axis(0)).into_par_iter().enumerate().for_each(|(i, dst)| {
-        let block = values.slice(ndarray::s![offsets[i]..offsets[i + 1], ..]);
-        reduce_rows(block.outer_iter(), method, dst);
-    });
+    let pool_row = |(i, dst): (usize, &mut [f32])| {
+        let (lo, hi) = (offsets[i], offsets[i + 1]);
+        reduce_rows(flat[lo * h..hi * h].chunks_exact(h.max(1)), hi - lo, method, dst);
+    };
+    run_rows(out.as_slice_mut().unwrap_or_default(), h, work_values(method, flat.len(), b, h), pool_row);
     Ok(out)
+}
+
+/// Calls `f(i, row_i)` for every `h`-wide row of `out`, in parallel when `work` makes it worth it.
+fn run_rows(out: &mut [f32], h: usize, work: usize, f: impl Fn((usize, &mut [f32])) + Sync + Send) {
+    if h == 0 {
+        return;
+    }
+    if work >= PARALLEL_MIN_VALUES {
+        out.par_chunks_mut(h).enumerate().for_each(f);
+    } else {
+        out.chunks_mut(h).enumerate().for_each(f);
+    }
 }
 
 /// Checks that `offsets` describe `B >= 0` non-empty blocks that tile `0..n_tokens` exactly.
@@ -196,9 +228,11 @@ pub fn pool_one(tokens: ArrayView2<'_, f32>, method: Pooling) -> Result<ndarray:
     if tokens.nrows() == 0 {
         return Err(Error::InvalidInput("cannot pool a prompt with no tokens".into()));
     }
-    let mut out = ndarray::Array1::<f32>::zeros(tokens.ncols());
-    reduce_rows(tokens.outer_iter(), method, out.view_mut());
-    Ok(out)
+    let tokens = tokens.as_standard_layout();
+    let h = tokens.ncols();
+    let mut out = vec![0.0f32; h];
+    reduce_rows(tokens.as_slice().unwrap_or_default().chunks_exact(h.max(1)), tokens.nrows(), method, &mut out);
+    Ok(ndarray::Array1::from_vec(out))
 }
 
 #[cfg(test)]

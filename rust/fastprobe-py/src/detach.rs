@@ -5,18 +5,32 @@ use pyo3::prelude::*;
 
 use crate::errors::IntoPyResult;
 
-/// Below this many input bytes the work is so short that releasing and re-taking the interpreter costs more than
-/// it frees; such calls run attached.
+/// Below this many bytes of work the call is so short that releasing and re-taking the interpreter costs more
+/// than it frees; such calls run attached, on the calling thread.
 pub const DETACH_MIN_BYTES: usize = 64 * 1024;
 
-/// Runs `f` on the fastprobe thread pool (`n_threads`, see `fastprobe_core::parallel`), detached from the Python
-/// interpreter when `input_bytes` is at least [`DETACH_MIN_BYTES`], and maps its error into a Python exception.
-pub fn run_detached<T, F>(py: Python<'_>, input_bytes: usize, n_threads: Option<usize>, f: F) -> PyResult<T>
+/// Runs `f` and maps its error into a Python exception, choosing by `work_bytes` (what the kernel will read):
+/// - below [`DETACH_MIN_BYTES`]: attached, on the calling thread;
+/// - below `parallel_min_bytes` (the kernel's own threshold for splitting work): detached, on the calling thread,
+///   so no thread pool is woken;
+/// - otherwise: detached, on the fastprobe pool of `n_threads` threads (see `fastprobe_core::parallel`).
+pub fn run_detached<T, F>(
+    py: Python<'_>,
+    work_bytes: usize,
+    parallel_min_bytes: usize,
+    n_threads: Option<usize>,
+    f: F,
+) -> PyResult<T>
 where
     T: Ungil + Send,
     F: Ungil + Send + FnOnce() -> fastprobe_core::Result<T>,
 {
-    let work = move || fastprobe_core::parallel::install(n_threads, f).and_then(|r| r);
-    let result = if input_bytes >= DETACH_MIN_BYTES { py.detach(work) } else { work() };
-    result.into_py_result(py)
+    fastprobe_core::parallel::check_threads(n_threads).into_py_result(py)?;
+    if work_bytes < DETACH_MIN_BYTES {
+        return f().into_py_result(py);
+    }
+    if work_bytes < parallel_min_bytes {
+        return py.detach(f).into_py_result(py);
+    }
+    py.detach(move || fastprobe_core::parallel::install(n_threads, f).and_then(|r| r)).into_py_result(py)
 }

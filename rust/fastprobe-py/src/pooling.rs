@@ -1,10 +1,15 @@
 //! `#[pyfunction]` wrappers of `fastprobe_core::pooling`.
 
-use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3, PyUntypedArrayMethods};
+use numpy::{IntoPyArray, PyArray2, PyReadonlyArray1, PyReadonlyArray2, PyReadonlyArray3};
 use pyo3::prelude::*;
+
+use fastprobe_core::pooling;
 
 use crate::convert;
 use crate::detach::run_detached;
+
+const F32_BYTES: usize = std::mem::size_of::<f32>();
+const PARALLEL_MIN_BYTES: usize = pooling::PARALLEL_MIN_VALUES * F32_BYTES;
 
 /// Pool a padded batch `hidden` (B, S, H) float32 under `attention_mask` (B, S) bool into (B, H) float32.
 ///
@@ -21,9 +26,10 @@ pub fn pool_padded<'py>(
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
     let method = convert::pooling(py, method)?;
     convert::require_contiguous(py, "hidden", &hidden)?;
-    let bytes = hidden.len() * 4;
     let (h, m) = (hidden.as_array(), attention_mask.as_array());
-    let out = run_detached(py, bytes, n_threads, move || fastprobe_core::pooling::pool_padded(h, m, method))?;
+    let (b, _, width) = h.dim();
+    let work = pooling::work_values(method, h.len(), b, width) * F32_BYTES;
+    let out = run_detached(py, work, PARALLEL_MIN_BYTES, n_threads, move || pooling::pool_padded(h, m, method))?;
     Ok(out.into_pyarray(py))
 }
 
@@ -41,8 +47,8 @@ pub fn pool_ragged<'py>(
     let method = convert::pooling(py, method)?;
     convert::require_contiguous(py, "values", &values)?;
     let offsets = convert::offsets(py, &offsets)?;
-    let bytes = values.len() * 4;
     let v = values.as_array();
-    let out = run_detached(py, bytes, n_threads, move || fastprobe_core::pooling::pool_ragged(v, &offsets, method))?;
+    let work = pooling::work_values(method, v.len(), offsets.len().saturating_sub(1), v.ncols()) * F32_BYTES;
+    let out = run_detached(py, work, PARALLEL_MIN_BYTES, n_threads, move || pooling::pool_ragged(v, &offsets, method))?;
     Ok(out.into_pyarray(py))
 }
