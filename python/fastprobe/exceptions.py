@@ -11,11 +11,14 @@ from __future__ import annotations
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
+    "CorruptStoreError",
     "FastprobeError",
     "FastprobeIOError",
     "InvalidInputError",
+    "MissingActivationsError",
     "NotFittedError",
     "ShapeMismatchError",
+    "StoreError",
     "UnknownOptionError",
 ]
 
@@ -38,6 +41,21 @@ class InvalidInputError(FastprobeError):
 
 class FastprobeIOError(FastprobeError, OSError):
     """A file-system operation failed (also an :class:`OSError`)."""
+
+
+class StoreError(FastprobeError):
+    """An activation-store operation failed."""
+
+
+class CorruptStoreError(StoreError):
+    """Stored data failed a check (checksum, magic, length); the message names the file, record and prompt."""
+
+
+class MissingActivationsError(StoreError, KeyError):
+    """A prompt has no stored activations at a requested site (also a :class:`KeyError`)."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class NotFittedError(FastprobeError, _SklearnNotFittedError):

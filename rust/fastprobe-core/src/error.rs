@@ -28,6 +28,15 @@ pub enum Error {
     /// An argument had a value outside its domain (for example a prompt with no unmasked token).
     #[error("{0}")]
     InvalidInput(String),
+    /// Stored data failed a check (checksum, magic, length): the message names the file and record.
+    #[error("corrupt store data: {0}")]
+    Corrupt(String),
+    /// An encoder or decoder failed on data that passed its checks.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// A key (prompt and site) is not in the store.
+    #[error("{0}")]
+    Missing(String),
     /// A file-system operation failed.
     #[error("{}: {source}", path.display())]
     Io {

@@ -6,12 +6,14 @@
 //! Modules:
 //! - [`pooling`]: reduce a sequence of token activations to one vector per prompt, over padded batches (with an
 //!   attention mask) or ragged (unpadded) token blocks.
+//! - [`store`]: the activation store (compressed, checksummed, crash-safe segment files and index).
 //! - [`parallel`]: the thread pools the kernels run on.
 #![deny(missing_docs)]
 
 pub mod error;
 pub mod parallel;
 pub mod pooling;
+pub mod store;
 
 pub use error::{Error, Result};
 pub use pooling::Pooling;

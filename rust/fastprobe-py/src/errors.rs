@@ -26,6 +26,9 @@ exception!(shape_error, "ShapeMismatchError");
 exception!(option_error, "UnknownOptionError");
 exception!(input_error, "InvalidInputError");
 exception!(io_error, "FastprobeIOError");
+exception!(corrupt_error, "CorruptStoreError");
+exception!(missing_error, "MissingActivationsError");
+exception!(base_error, "FastprobeError");
 
 /// Converts a core error into the matching Python exception.
 pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
@@ -34,6 +37,9 @@ pub fn to_pyerr(py: Python<'_>, err: Error) -> PyErr {
         Error::Shape { .. } => shape_error(py),
         Error::UnknownOption { .. } => option_error(py),
         Error::InvalidInput(_) => input_error(py),
+        Error::Corrupt(_) => corrupt_error(py),
+        Error::Missing(_) => missing_error(py),
+        Error::Codec(_) => base_error(py),
         Error::Io { path, source } => {
             return match io_error(py) {
                 Ok(cls) => {

@@ -8,6 +8,7 @@ mod convert;
 mod detach;
 mod errors;
 mod pooling;
+mod store;
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::pooling::{pool_padded, pool_ragged};
+    #[pymodule_export]
+    use super::store::PyStore;
 
     use pyo3::prelude::*;
 
@@ -25,6 +28,7 @@ mod _core {
         m.add("POOLING_METHODS", fastprobe_core::Pooling::NAMES.to_vec())?;
         m.add("THREADS_ENV", fastprobe_core::parallel::THREADS_ENV)?;
         m.add("DETACH_MIN_BYTES", super::detach::DETACH_MIN_BYTES)?;
+        m.add("STORAGE_DTYPES", fastprobe_core::store::StorageDtype::NAMES.to_vec())?;
         Ok(())
     }
 

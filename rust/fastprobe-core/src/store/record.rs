@@ -1,0 +1,375 @@
+//! One record: the activations of a batch of prompts at one site (layer), self-describing and checksummed.
+//!
+//! Layout (little-endian; see `docs/store-format.md`):
+//!
+//! ```text
+//! 0   magic "FPRC"          4   u16 version          6  u8 dtype        7  u8 codec (1 = shuffle + zstd)
+//! 8   u32 site              12  u32 n_prompts        16 u32 hidden      20 u32 reserved (0)
+//! 24  u64 total_tokens
+//! 32  u64 frame_len[4]      frames: pooled last, pooled mean, pooled first, tokens
+//! 64  u32 frame_crc[4]      CRC-32 (IEEE) of each frame's bytes
+//! 80  u32 meta_crc          CRC-32 of bytes 0..80 followed by bytes 84..(end of counts)
+//! 84  u32 reserved (0)
+//! 88  n_prompts x 32 bytes  prompt keys (SHA-256 of the UTF-8 prompt)
+//!     n_prompts x u32       token counts
+//!     the four frames, back to back
+//! ```
+
+use ndarray::ArrayView2;
+
+use super::codec::{self, StorageDtype};
+use crate::error::{Error, Result};
+use crate::pooling::{self, Pooling};
+
+/// A prompt's key: the SHA-256 of its UTF-8 text.
+pub type Key = [u8; 32];
+
+/// Record magic bytes.
+pub const MAGIC: &[u8; 4] = b"FPRC";
+/// Record format version.
+pub const VERSION: u16 = 1;
+/// Codec code: byte-shuffled values, one zstd frame per block.
+pub const CODEC_SHUFFLE_ZSTD: u8 = 1;
+/// Bytes before the keys.
+pub const HEADER_LEN: usize = 88;
+
+/// The pooled vectors a record keeps beside its tokens, in frame order.
+pub const POOLED: [Pooling; 3] = [Pooling::LastToken, Pooling::Mean, Pooling::FirstToken];
+/// Frame index of the token block.
+pub const TOKENS_FRAME: usize = 3;
+
+/// The frame index of a stored pooling, or `None` for poolings computed from tokens at read time.
+#[must_use]
+pub fn pooled_frame(pooling: Pooling) -> Option<usize> {
+    POOLED.iter().position(|&p| p == pooling)
+}
+
+/// Computes the SHA-256 key of a prompt.
+#[must_use]
+pub fn key_of(prompt: &str) -> Key {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(prompt.as_bytes()).into()
+}
+
+/// Encodes a record from unpadded token activations.
+///
+/// `tokens` is `(sum of counts, hidden)`: prompt `i`'s `counts[i]` rows, prompts in `keys` order.
+///
+/// # Errors
+/// [`Error::InvalidInput`] / [`Error::Shape`] when the counts do not match `tokens` or a prompt has no token.
+pub fn encode(
+    site: u32,
+    dtype: StorageDtype,
+    keys: &[Key],
+    counts: &[u32],
+    tokens: ArrayView2<'_, f32>,
+) -> Result<Vec<u8>> {
+    if keys.len() != counts.len() {
+        return Err(Error::shape(
+            "token counts",
+            format!("({},) (one per prompt)", keys.len()),
+            format!("({},)", counts.len()),
+        ));
+    }
+    let total: usize = counts.iter().map(|&c| c as usize).sum();
+    let (rows, hidden) = tokens.dim();
+    if rows != total {
+        return Err(Error::shape(
+            "tokens",
+            format!("({total}, hidden) (the sum of the token counts)"),
+            format!("({rows}, {hidden})"),
+        ));
+    }
+    let mut offsets = Vec::with_capacity(counts.len() + 1);
+    offsets.push(0usize);
+    for &c in counts {
+        offsets.push(offsets.last().copied().unwrap_or(0) + c as usize);
+    }
+    let tokens = tokens.as_standard_layout();
+    let mut frames: Vec<Vec<u8>> = Vec::with_capacity(4);
+    for p in POOLED {
+        let pooled = pooling::pool_ragged(tokens.view(), &offsets, p)?;
+        frames.push(codec::encode_block(pooled.as_slice().unwrap_or_default(), dtype)?);
+    }
+    frames.push(codec::encode_block(tokens.as_slice().unwrap_or_default(), dtype)?);
+
+    let n = keys.len();
+    let body_len: usize = frames.iter().map(Vec::len).sum::<usize>() + n * 36;
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION.to_le_bytes());
+    out.push(dtype.code());
+    out.push(CODEC_SHUFFLE_ZSTD);
+    out.extend_from_slice(&site.to_le_bytes());
+    out.extend_from_slice(
+        &u32::try_from(n).map_err(|_| Error::InvalidInput("too many prompts in one batch".into()))?.to_le_bytes(),
+    );
+    out.extend_from_slice(
+        &u32::try_from(hidden).map_err(|_| Error::InvalidInput("hidden size too large".into()))?.to_le_bytes(),
+    );
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(total as u64).to_le_bytes());
+    for f in &frames {
+        out.extend_from_slice(&(f.len() as u64).to_le_bytes());
+    }
+    for f in &frames {
+        out.extend_from_slice(&crc32fast::hash(f).to_le_bytes());
+    }
+    let meta_crc_at = out.len();
+    out.extend_from_slice(&[0u8; 8]);
+    for k in keys {
+        out.extend_from_slice(k);
+    }
+    for c in counts {
+        out.extend_from_slice(&c.to_le_bytes());
+    }
+    let mut h = crc32fast::Hasher::new();
+    h.update(&out[..meta_crc_at]);
+    h.update(&out[meta_crc_at + 4..]);
+    out[meta_crc_at..meta_crc_at + 4].copy_from_slice(&h.finalize().to_le_bytes());
+    for f in &frames {
+        out.extend_from_slice(f);
+    }
+    Ok(out)
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    let mut x = [0u8; 8];
+    x.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(x)
+}
+
+/// A parsed, checked view of a record's bytes.
+#[derive(Debug, Clone)]
+pub struct RecordView<'a> {
+    bytes: &'a [u8],
+    /// Storage dtype of the values.
+    pub dtype: StorageDtype,
+    /// The site (layer) the record belongs to.
+    pub site: u32,
+    /// Number of prompts.
+    pub n_prompts: usize,
+    /// Hidden size.
+    pub hidden: usize,
+    /// Total token rows.
+    pub total_tokens: usize,
+    frame_start: [usize; 4],
+    frame_len: [usize; 4],
+    frame_crc: [u32; 4],
+}
+
+impl<'a> RecordView<'a> {
+    /// Parses and checks a record's header, keys and counts (not the frames: see [`RecordView::frame`]).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on any inconsistency; never panics on arbitrary bytes.
+    pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        let bad = |what: &str| Error::Corrupt(format!("record: {what}"));
+        if bytes.len() < HEADER_LEN {
+            return Err(bad(&format!("{} bytes is shorter than a record header ({HEADER_LEN})", bytes.len())));
+        }
+        if &bytes[0..4] != MAGIC {
+            return Err(bad("bad magic (not a record)"));
+        }
+        let version = u16::from_le_bytes([bytes[4], bytes[5]]);
+        if version != VERSION {
+            return Err(bad(&format!("unsupported record version {version} (this build reads {VERSION})")));
+        }
+        let dtype =
+            StorageDtype::from_code(bytes[6]).ok_or_else(|| bad(&format!("unknown dtype code {}", bytes[6])))?;
+        if bytes[7] != CODEC_SHUFFLE_ZSTD {
+            return Err(bad(&format!("unknown codec {}", bytes[7])));
+        }
+        let site = u32_at(bytes, 8);
+        let n_prompts = u32_at(bytes, 12) as usize;
+        let hidden = u32_at(bytes, 16) as usize;
+        let total_tokens = usize::try_from(u64_at(bytes, 24)).map_err(|_| bad("token count overflows"))?;
+        let meta_end = n_prompts
+            .checked_mul(36)
+            .and_then(|m| m.checked_add(HEADER_LEN))
+            .ok_or_else(|| bad("prompt count overflows"))?;
+        if meta_end > bytes.len() {
+            return Err(bad(&format!(
+                "{n_prompts} prompts need {meta_end} bytes of header, the record has {}",
+                bytes.len()
+            )));
+        }
+        let mut h = crc32fast::Hasher::new();
+        h.update(&bytes[..80]);
+        h.update(&bytes[84..meta_end]);
+        if h.finalize() != u32_at(bytes, 80) {
+            return Err(bad("header checksum mismatch"));
+        }
+        let mut frame_start = [0usize; 4];
+        let mut frame_len = [0usize; 4];
+        let mut frame_crc = [0u32; 4];
+        let mut at = meta_end;
+        for i in 0..4 {
+            let len = usize::try_from(u64_at(bytes, 32 + 8 * i)).map_err(|_| bad("frame length overflows"))?;
+            frame_start[i] = at;
+            frame_len[i] = len;
+            frame_crc[i] = u32_at(bytes, 64 + 4 * i);
+            at = at.checked_add(len).ok_or_else(|| bad("frame length overflows"))?;
+        }
+        if at != bytes.len() {
+            return Err(bad(&format!("frames end at byte {at}, the record has {} bytes", bytes.len())));
+        }
+        let counts_total: u64 =
+            (0..n_prompts).map(|i| u64::from(u32_at(bytes, HEADER_LEN + 32 * n_prompts + 4 * i))).sum();
+        if counts_total != total_tokens as u64 {
+            return Err(bad("token counts do not add up to the token total"));
+        }
+        Ok(Self { bytes, dtype, site, n_prompts, hidden, total_tokens, frame_start, frame_len, frame_crc })
+    }
+
+    /// The total record length in bytes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// Whether the record holds no prompt.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.n_prompts == 0
+    }
+
+    /// The key of prompt `i`.
+    #[must_use]
+    pub fn key(&self, i: usize) -> Key {
+        let mut k = [0u8; 32];
+        k.copy_from_slice(&self.bytes[HEADER_LEN + 32 * i..HEADER_LEN + 32 * (i + 1)]);
+        k
+    }
+
+    /// The token count of prompt `i`.
+    #[must_use]
+    pub fn count(&self, i: usize) -> u32 {
+        u32_at(self.bytes, HEADER_LEN + 32 * self.n_prompts + 4 * i)
+    }
+
+    /// The checked bytes of frame `i` (0..3 pooled, 3 tokens).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] on a checksum mismatch.
+    pub fn frame(&self, i: usize) -> Result<&'a [u8]> {
+        let f = &self.bytes[self.frame_start[i]..self.frame_start[i] + self.frame_len[i]];
+        if crc32fast::hash(f) != self.frame_crc[i] {
+            let what = if i == TOKENS_FRAME { "tokens".to_owned() } else { format!("pooled {}", POOLED[i]) };
+            return Err(Error::Corrupt(format!("record: {what} frame checksum mismatch")));
+        }
+        Ok(f)
+    }
+
+    /// Decodes a pooled frame: `(n_prompts * hidden)` values, prompt-major.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the frame is damaged.
+    pub fn decode_pooled(&self, frame: usize) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; self.n_prompts * self.hidden];
+        codec::decode_block(self.frame(frame)?, self.dtype, &mut out)?;
+        Ok(out)
+    }
+
+    /// Decodes the token frame: `(total_tokens * hidden)` values, prompts in order.
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the frame is damaged.
+    pub fn decode_tokens(&self) -> Result<Vec<f32>> {
+        let mut out = vec![0.0f32; self.total_tokens * self.hidden];
+        codec::decode_block(self.frame(TOKENS_FRAME)?, self.dtype, &mut out)?;
+        Ok(out)
+    }
+
+    /// Row offsets of each prompt within the token block (`n_prompts + 1` entries).
+    #[must_use]
+    pub fn token_offsets(&self) -> Vec<usize> {
+        let mut o = Vec::with_capacity(self.n_prompts + 1);
+        o.push(0);
+        for i in 0..self.n_prompts {
+            o.push(o[i] + self.count(i) as usize);
+        }
+        o
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::float_cmp)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn sample() -> (Vec<Key>, Vec<u32>, Array2<f32>) {
+        let keys = vec![key_of("a"), key_of("b")];
+        let counts = vec![2, 3];
+        let tokens = Array2::from_shape_fn((5, 4), |(i, j)| (i * 4 + j) as f32 * 0.5 - 3.0);
+        (keys, counts, tokens)
+    }
+
+    #[test]
+    fn roundtrip_float32() {
+        let (keys, counts, tokens) = sample();
+        let bytes = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view()).unwrap();
+        let r = RecordView::parse(&bytes).unwrap();
+        assert_eq!((r.site, r.n_prompts, r.hidden, r.total_tokens), (7, 2, 4, 5));
+        assert_eq!(r.key(1), key_of("b"));
+        assert_eq!(r.token_offsets(), vec![0, 2, 5]);
+        assert_eq!(r.decode_tokens().unwrap(), tokens.as_slice().unwrap());
+        let last = r.decode_pooled(0).unwrap();
+        assert_eq!(&last[..4], tokens.row(1).as_slice().unwrap());
+        assert_eq!(&last[4..], tokens.row(4).as_slice().unwrap());
+        let first = r.decode_pooled(2).unwrap();
+        assert_eq!(&first[4..], tokens.row(2).as_slice().unwrap());
+    }
+
+    #[test]
+    fn every_single_bit_flip_is_detected() {
+        let (keys, counts, tokens) = sample();
+        let bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view()).unwrap();
+        for bit in 0..bytes.len() * 8 {
+            let mut b = bytes.clone();
+            b[bit / 8] ^= 1 << (bit % 8);
+            let detected = match RecordView::parse(&b) {
+                Err(_) => true,
+                Ok(r) => (0..4).any(|f| r.frame(f).is_err()),
+            };
+            assert!(detected, "bit {bit} (byte {}) flipped undetected", bit / 8);
+        }
+    }
+
+    #[test]
+    fn truncation_is_detected() {
+        let (keys, counts, tokens) = sample();
+        let bytes = encode(1, StorageDtype::Float16, &keys, &counts, tokens.view()).unwrap();
+        for cut in 0..bytes.len() {
+            assert!(RecordView::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(0u8..=255, 0..400)) {
+            if let Ok(r) = RecordView::parse(&bytes) {
+                for f in 0..4 { let _ = r.frame(f); }
+                let _ = r.decode_tokens();
+                let _ = r.decode_pooled(0);
+            }
+        }
+
+        #[test]
+        fn parsing_mutated_records_never_panics(pos in 0usize..300, val in 0u8..=255) {
+            let (keys, counts, tokens) = sample();
+            let mut bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view()).unwrap();
+            let p = pos % bytes.len();
+            bytes[p] = val;
+            if let Ok(r) = RecordView::parse(&bytes) {
+                let _ = r.decode_tokens();
+                for f in 0..3 { let _ = r.decode_pooled(f); }
+            }
+        }
+    }
+}

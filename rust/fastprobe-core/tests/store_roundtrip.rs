@@ -1,0 +1,125 @@
+//! The store through its public API: round trips, reopening, overwrites, leftovers of a killed writer.
+#![allow(clippy::float_cmp)]
+
+use std::fs::OpenOptions;
+use std::io::Write;
+
+use fastprobe_core::Pooling;
+use fastprobe_core::store::{INDEX_FILE, StorageDtype, Store};
+use ndarray::{Array2, s};
+
+fn batch(prompts: &[&str], h: usize, seed: f32) -> (Vec<String>, Vec<u32>, Array2<f32>) {
+    let counts: Vec<u32> = prompts.iter().map(|p| p.len() as u32 % 5 + 1).collect();
+    let total: u32 = counts.iter().sum();
+    let tokens = Array2::from_shape_fn((total as usize, h), |(i, j)| seed + (i * h + j) as f32 * 0.37 - 11.0);
+    (prompts.iter().map(|p| (*p).to_owned()).collect(), counts, tokens)
+}
+
+#[test]
+fn float32_round_trip_is_bit_exact_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let (prompts, counts, t0) = batch(&["alpha", "be", "gamma ray"], 6, 0.0);
+    let t1 = t0.mapv(|v| v * -2.0);
+    {
+        let store = Store::open(dir.path(), StorageDtype::Float32, "{\"model\": \"m\"}").unwrap();
+        store.write(&prompts, &counts, &[0, 5], &[t0.view(), t1.view()], None).unwrap();
+    }
+    let store = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    assert_eq!(store.dtype(), StorageDtype::Float32, "the dtype recorded at creation wins");
+    let (values, offsets) = store.read_tokens(&prompts, &[0, 5]).unwrap();
+    assert_eq!(offsets, vec![0, 1, 4, 9]);
+    assert_eq!(values.slice(s![.., 0..6]), t0);
+    assert_eq!(values.slice(s![.., 6..12]), t1);
+    let last = store.read_pooled(&prompts, &[5], Pooling::LastToken).unwrap();
+    for (i, end) in offsets[1..].iter().enumerate() {
+        assert_eq!(last.row(i), t1.row(end - 1));
+    }
+    let max = store.read_pooled(&prompts[2..], &[0], Pooling::Max).unwrap();
+    assert_eq!(max.row(0), t0.slice(s![4..9, ..]).fold_axis(ndarray::Axis(0), f32::MIN, |a, b| a.max(*b)));
+    assert_eq!(store.contains(&prompts, &[0, 5]).unwrap(), vec![true; 3]);
+    assert_eq!(store.contains(&prompts, &[0, 1]).unwrap(), vec![false; 3]);
+    let listed = store.prompts().unwrap();
+    assert_eq!(listed[0], ("alpha".to_owned(), vec![0, 5]));
+}
+
+#[test]
+fn newer_write_of_a_prompt_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    let (p, c, t) = batch(&["x", "y"], 3, 0.0);
+    store.write(&p, &c, &[1], &[t.view()], None).unwrap();
+    let (p2, c2, t2) = batch(&["y"], 3, 100.0);
+    store.write(&p2, &c2, &[1], &[t2.view()], None).unwrap();
+    let (values, _) = store.read_tokens(&p2, &[1]).unwrap();
+    assert_eq!(values, t2);
+    assert_eq!(store.stats().unwrap().records, 2);
+}
+
+#[test]
+fn leftovers_of_a_killed_writer_are_ignored_then_truncated() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    let (p, c, t) = batch(&["one", "two"], 4, 0.0);
+    store.write(&p, &c, &[0], &[t.view()], None).unwrap();
+    // A half-written transaction and segment bytes, as a writer killed mid-commit leaves them.
+    let mut f = OpenOptions::new().append(true).open(dir.path().join(INDEX_FILE)).unwrap();
+    f.write_all(b"FPTX\x40\x00\x00\x00junk").unwrap();
+    let mut seg = OpenOptions::new().append(true).open(dir.path().join("segments/00000001.fps")).unwrap();
+    seg.write_all(&[7u8; 1000]).unwrap();
+    drop((f, seg));
+    let reopened = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    assert!(reopened.verify().unwrap().is_empty());
+    let (p2, c2, t2) = batch(&["three"], 4, 1.0);
+    reopened.write(&p2, &c2, &[0], &[t2.view()], None).unwrap();
+    let fresh = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    assert_eq!(fresh.contains(&["one".into(), "three".into()], &[0]).unwrap(), vec![true, true]);
+    assert!(fresh.verify().unwrap().is_empty(), "{:?}", fresh.verify());
+}
+
+#[test]
+fn missing_prompt_and_bad_input_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    let err = store.read_pooled(&["nope".into()], &[0], Pooling::Mean).unwrap_err();
+    assert_eq!(err.to_string(), "prompt \"nope\" has no stored activations at site 0");
+    let (p, c, t) = batch(&["a"], 2, 0.0);
+    let err = store.write(&p, &[c[0] + 1], &[0], &[t.view()], None).unwrap_err();
+    assert!(err.to_string().contains("the sum of the token counts"), "{err}");
+    let err = store.write(&p, &c, &[0, 0], &[t.view(), t.view()], None).unwrap_err();
+    assert_eq!(err.to_string(), "site 0 appears twice in one write");
+}
+
+#[test]
+fn eviction_drops_least_recently_used_and_compaction_reclaims_space() {
+    let dir = tempfile::tempdir().unwrap();
+    let writer = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    let mut all = Vec::new();
+    for b in 0..10 {
+        let names: Vec<String> = (0..4).map(|i| format!("batch {b} prompt {i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (p, c, t) = batch(&refs, 64, b as f32);
+        writer.write(&p, &c, &[0, 1], &[t.view(), t.view()], None).unwrap();
+        all.push((p, t));
+    }
+    // Another process-like handle reads batch 0 last: it becomes the most recently used.
+    let reader = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    let (v0, _) = reader.read_tokens(&all[0].0, &[1]).unwrap();
+    let full = writer.stats().unwrap().disk_bytes;
+    let budget = full / 2;
+    let freed = writer.evict(budget).unwrap();
+    let after = writer.stats().unwrap();
+    assert!(after.disk_bytes <= budget, "{} > {budget}", after.disk_bytes);
+    assert!(freed >= full - budget);
+    assert!(writer.contains(&all[0].0, &[1]).unwrap().iter().all(|&x| x), "the most recently read record is kept");
+    assert!(!writer.contains(&all[1].0, &[0]).unwrap()[0], "the oldest unread batch is evicted first");
+    // The stale reader still reads what survived (its segment was rewritten under it), bit-exactly.
+    let (again, _) = reader.read_tokens(&all[0].0, &[1]).unwrap();
+    assert_eq!(again, v0);
+    assert_eq!(again, all[0].1);
+    assert!(writer.verify().unwrap().is_empty());
+    assert!(Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap().verify().unwrap().is_empty());
+    // Writing after compaction continues in fresh segment numbers and stays readable.
+    let (p, c, t) = batch(&["late"], 64, 5.0);
+    writer.write(&p, &c, &[0], &[t.view()], None).unwrap();
+    assert_eq!(reader.read_tokens(&p, &[0]).unwrap().0, t);
+}
