@@ -7,28 +7,52 @@ from __future__ import annotations
 
 from fastprobe import _core
 from fastprobe.exceptions import (
+    CorruptStoreError,
     FastprobeError,
     FastprobeIOError,
     InvalidInputError,
+    MissingActivationsError,
     NotFittedError,
     ShapeMismatchError,
     UnknownOptionError,
 )
 from fastprobe.pooling import pool, pool_ragged
 from fastprobe.probe import LinearProbe, Probe
+from fastprobe.store import (
+    ActivationStore,
+    cache_info,
+    clear_cache,
+    discover_cached,
+    evict,
+    list_cached_prompts,
+    set_cache_backend,
+    set_cache_dtype,
+    set_cache_limit,
+)
 
 __version__: str = _core.__version__
 
 __all__ = [
+    "ActivationStore",
+    "CorruptStoreError",
     "FastprobeError",
     "FastprobeIOError",
     "InvalidInputError",
     "LinearProbe",
+    "MissingActivationsError",
     "NotFittedError",
     "Probe",
     "ShapeMismatchError",
     "UnknownOptionError",
     "__version__",
+    "cache_info",
+    "clear_cache",
+    "discover_cached",
+    "evict",
+    "list_cached_prompts",
     "pool",
     "pool_ragged",
+    "set_cache_backend",
+    "set_cache_dtype",
+    "set_cache_limit",
 ]

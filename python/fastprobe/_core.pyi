@@ -1,12 +1,16 @@
 """Type stubs of the compiled extension ``fastprobe._core`` (checked by mypy.stubtest in ``make lint``)."""
 
+from typing import final
+
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
     "DETACH_MIN_BYTES",
     "POOLING_METHODS",
+    "STORAGE_DTYPES",
     "THREADS_ENV",
+    "ActivationStore",
     "__version__",
     "effective_threads",
     "pool_padded",
@@ -16,6 +20,7 @@ __all__ = [
 __version__: str
 POOLING_METHODS: list[str]
 THREADS_ENV: str
+STORAGE_DTYPES: list[str]
 DETACH_MIN_BYTES: int
 
 def pool_padded(
@@ -31,3 +36,33 @@ def pool_ragged(
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def effective_threads(n_threads: int | None = None) -> int: ...
+
+@final
+class ActivationStore:
+    def __new__(cls, path: str, dtype: str = "bfloat16", fingerprint: str = "{}") -> ActivationStore: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def dtype(self) -> str: ...
+    def description(self) -> str: ...
+    def write(
+        self,
+        prompts: list[str],
+        counts: npt.NDArray[np.int64],
+        sites: list[int],
+        tokens: npt.NDArray[np.float32],
+        dtype: str | None = None,
+        n_threads: int | None = None,
+    ) -> None: ...
+    def read_pooled(
+        self, prompts: list[str], sites: list[int], pooling: str = "last_token", n_threads: int | None = None
+    ) -> npt.NDArray[np.float32]: ...
+    def read_tokens(
+        self, prompts: list[str], sites: list[int], n_threads: int | None = None
+    ) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.int64]]: ...
+    def contains(self, prompts: list[str], sites: list[int]) -> list[bool]: ...
+    def prompts(self) -> list[tuple[str, list[int], int]]: ...
+    def stats(self) -> dict[str, object]: ...
+    def verify(self, n_threads: int | None = None) -> list[str]: ...
+    def evict(self, budget_bytes: int) -> int: ...
+    def compact(self) -> int: ...

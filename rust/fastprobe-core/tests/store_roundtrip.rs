@@ -39,7 +39,7 @@ fn float32_round_trip_is_bit_exact_and_survives_reopen() {
     assert_eq!(store.contains(&prompts, &[0, 5]).unwrap(), vec![true; 3]);
     assert_eq!(store.contains(&prompts, &[0, 1]).unwrap(), vec![false; 3]);
     let listed = store.prompts().unwrap();
-    assert_eq!(listed[0], ("alpha".to_owned(), vec![0, 5]));
+    assert_eq!(listed[0], ("alpha".to_owned(), vec![0, 5], 1));
 }
 
 #[test]

@@ -135,8 +135,8 @@ impl PyStore {
         run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites))
     }
 
-    /// Every stored prompt with its sites, sorted by prompt text: a list of (prompt, [site, ...]).
-    fn prompts(&self, py: Python<'_>) -> PyResult<Vec<(String, Vec<u32>)>> {
+    /// Every stored prompt, sorted by prompt text: a list of (prompt, [site, ...], token count).
+    fn prompts(&self, py: Python<'_>) -> PyResult<Vec<(String, Vec<u32>, u32)>> {
         let store = Arc::clone(&self.inner);
         run_detached(py, ALWAYS, ALWAYS, None, move || store.prompts())
     }

@@ -806,22 +806,24 @@ impl Store {
             .collect())
     }
 
-    /// Every stored prompt with the sites it has, sorted by prompt text.
+    /// Every stored prompt with the sites it has and its token count, sorted by prompt text.
     ///
     /// # Errors
     /// [`Error::Io`] when the index cannot be read.
-    pub fn prompts(&self) -> Result<Vec<(String, Vec<u32>)>> {
+    pub fn prompts(&self) -> Result<Vec<(String, Vec<u32>, u32)>> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut sites: HashMap<Key, Vec<u32>> = HashMap::new();
-        for (k, s) in state.by_key.keys() {
-            sites.entry(*k).or_default().push(*s);
+        let mut found: HashMap<Key, (Vec<u32>, u32)> = HashMap::new();
+        for ((k, s), (rid, row)) in &state.by_key {
+            let entry = found.entry(*k).or_default();
+            entry.0.push(*s);
+            entry.1 = state.records.get(rid).map_or(0, |m| m.counts[*row as usize]);
         }
-        let mut out: Vec<(String, Vec<u32>)> = sites
+        let mut out: Vec<(String, Vec<u32>, u32)> = found
             .into_iter()
-            .map(|(k, mut s)| {
-                s.sort_unstable();
-                (state.prompts.get(&k).cloned().unwrap_or_else(|| key_hex(&k)), s)
+            .map(|(k, (mut sites, tokens))| {
+                sites.sort_unstable();
+                (state.prompts.get(&k).cloned().unwrap_or_else(|| key_hex(&k)), sites, tokens)
             })
             .collect();
         out.sort();

@@ -1,0 +1,601 @@
+"""The activation store and fastprobe's cache of extracted activations.
+
+:class:`ActivationStore` is one directory of compressed, checksummed activations for one model fingerprint (see
+``docs/store-format.md``). The cache is a root directory holding one store per fingerprint; the module-level
+functions (:func:`cache_info`, :func:`set_cache_dtype`, :func:`set_cache_limit`, :func:`set_cache_backend`,
+:func:`evict`, :func:`clear_cache`, :func:`list_cached_prompts`, :func:`discover_cached`) have lmprobe's names and
+meaning.
+
+Configuration, each settable in code or by environment variable (the ``LMPROBE_`` name is read when the
+``FASTPROBE_`` one is unset):
+
+- cache root: :func:`set_cache_backend` / ``FASTPROBE_CACHE_DIR``, default ``~/.cache/fastprobe/activations``;
+- byte budget: :func:`set_cache_limit` / ``FASTPROBE_CACHE_MAX_GB`` (unset: unlimited), enforced by :func:`evict`;
+- storage dtype of new stores: :func:`set_cache_dtype` / ``FASTPROBE_CACHE_DTYPE`` (default ``bfloat16``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fastprobe import _core
+from fastprobe._arrays import to_numpy
+from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownOptionError
+from fastprobe.models import cache_root
+
+__all__ = [
+    "STORAGE_DTYPES",
+    "ActivationStore",
+    "CacheInfo",
+    "CachedPromptInfo",
+    "ManifestEntry",
+    "ModelCacheInfo",
+    "cache_dir",
+    "cache_info",
+    "clear_cache",
+    "discover_cached",
+    "evict",
+    "list_cached_prompts",
+    "model_store",
+    "set_cache_backend",
+    "set_cache_dtype",
+    "set_cache_limit",
+]
+
+#: Storage dtypes a store accepts.
+STORAGE_DTYPES: tuple[str, ...] = tuple(_core.STORAGE_DTYPES)
+_POOLED = ("last_token", "mean", "first_token")
+
+
+class ActivationStore:
+    """A directory of activations: unpadded tokens per (prompt, site) with their pooled vectors beside them.
+
+    Writes are atomic per batch and safe against a killed process; any number of processes may read while one
+    writes (other writers wait on a file lock). Reads are batched: one call returns one contiguous array.
+
+    Parameters
+    ----------
+    path : str or path-like
+        The store's directory; created if it does not exist.
+    dtype : {"float32", "float16", "bfloat16"}, default="bfloat16"
+        Storage dtype of a new store (an existing store keeps the dtype it was created with). float32 round-trips
+        bit-exactly; the half types round to nearest even.
+    fingerprint : dict, optional
+        Free description recorded in a new store (for the cache: what produced the activations).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile
+    >>> store = ActivationStore(tempfile.mkdtemp(), dtype="float32")
+    >>> tokens = np.arange(10, dtype=np.float32).reshape(1, 5, 2)  # 1 site, 2 + 3 tokens, hidden 2
+    >>> store.write(["first prompt", "second prompt"], tokens, counts=[2, 3], sites=[0])
+    >>> store.read_pooled(["second prompt"], sites=[0], pooling="mean")
+    array([[6., 7.]], dtype=float32)
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], dtype: str = "bfloat16", fingerprint: dict[str, Any] | None = None
+    ):
+        if dtype not in STORAGE_DTYPES:
+            raise UnknownOptionError(f"unknown storage dtype {dtype!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
+        self._inner = _core.ActivationStore(os.fspath(path), dtype, json.dumps(fingerprint or {}, sort_keys=True))
+
+    def __repr__(self) -> str:
+        return f"ActivationStore({str(self.path)!r}, dtype={self.dtype!r})"
+
+    @property
+    def path(self) -> Path:
+        """The store's directory."""
+        return Path(self._inner.path)
+
+    @property
+    def dtype(self) -> str:
+        """The storage dtype recorded at creation."""
+        return str(self._inner.dtype)
+
+    @property
+    def fingerprint(self) -> dict[str, Any]:
+        """The description recorded at creation."""
+        return dict(json.loads(self._inner.description()).get("fingerprint", {}))
+
+    def write(
+        self,
+        prompts: Sequence[str],
+        tokens: Any,
+        counts: Any,
+        sites: Sequence[int],
+        *,
+        dtype: str | None = None,
+        n_threads: int | None = None,
+    ) -> None:
+        """Store a batch of prompts at several sites, atomically.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+            The prompts, in the order their tokens appear in ``tokens``.
+        tokens : array-like or torch.Tensor of shape (n_sites, n_tokens, hidden)
+            Unpadded token activations: prompt 0's tokens, then prompt 1's, ...; one slab per site.
+        counts : array-like of int, shape (n_prompts,)
+            Tokens per prompt (each at least 1; they sum to ``n_tokens``).
+        sites : sequence of int
+            The site of each slab (layer ``i`` of the residual stream is site ``i``).
+        dtype : str, optional
+            Storage dtype for this batch; defaults to the store's.
+        n_threads : int, optional
+            Threads used to compress.
+
+        Raises
+        ------
+        ShapeMismatchError
+            If ``tokens``, ``counts``, ``prompts`` and ``sites`` disagree.
+        FastprobeIOError
+            If the disk fails; nothing of the batch becomes visible then.
+        """
+        t = to_numpy(tokens, dtype=np.float32, name="tokens", ndim=3)
+        c = to_numpy(counts, dtype=np.int64, name="counts", ndim=1)
+        if t.shape[0] != len(sites):
+            raise ShapeMismatchError(f"tokens: expected one slab per site ({len(sites)}), got shape {t.shape}")
+        self._inner.write(list(prompts), c, [int(s) for s in sites], t, dtype, n_threads)
+
+    def write_padded(
+        self,
+        prompts: Sequence[str],
+        hidden: Sequence[Any],
+        attention_mask: Any,
+        sites: Sequence[int],
+        *,
+        dtype: str | None = None,
+    ) -> None:
+        """Store a padded batch: the padding is dropped using the mask (either padding side).
+
+        Parameters
+        ----------
+        prompts : sequence of str
+            One per batch row.
+        hidden : sequence of array-like or torch.Tensor, each (batch, seq, hidden)
+            One per site.
+        attention_mask : array-like or torch.Tensor of shape (batch, seq)
+            Nonzero on real tokens.
+        sites : sequence of int
+            The site of each entry of ``hidden``.
+        dtype : str, optional
+            Storage dtype for this batch.
+        """
+        mask = to_numpy(attention_mask, dtype=np.bool_, name="attention_mask", ndim=2)
+        slabs = [to_numpy(h, dtype=np.float32, name="hidden", ndim=3)[mask] for h in hidden]
+        self.write(prompts, np.stack(slabs), mask.sum(axis=1), sites, dtype=dtype)
+
+    def read_pooled(
+        self, prompts: Sequence[str], sites: Sequence[int], pooling: str = "last_token", *, n_threads: int | None = None
+    ) -> np.ndarray:
+        """Pooled activations of every (prompt, site) in one call.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        sites : sequence of int
+            Concatenated along features in the order given.
+        pooling : {"last_token", "first_token", "mean", "max", "min"}, default="last_token"
+            The first three are read from the stored pooled vectors; max and min are computed from the tokens.
+        n_threads : int, optional
+            Threads used to decompress.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_prompts, n_sites * hidden), float32
+
+        Raises
+        ------
+        MissingActivationsError
+            If a prompt is not stored at a site.
+        CorruptStoreError
+            If a record fails its checks; the message names the segment file, record and prompt.
+        """
+        return np.asarray(self._inner.read_pooled(list(prompts), [int(s) for s in sites], pooling, n_threads))
+
+    def read_tokens(
+        self, prompts: Sequence[str], sites: Sequence[int], *, n_threads: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Token-level activations of every prompt, ragged.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        sites : sequence of int
+        n_threads : int, optional
+
+        Returns
+        -------
+        values : numpy.ndarray of shape (n_tokens, n_sites * hidden), float32
+        offsets : numpy.ndarray of shape (n_prompts + 1,), int64
+            Prompt ``i`` owns ``values[offsets[i]:offsets[i + 1]]``.
+        """
+        values, offsets = self._inner.read_tokens(list(prompts), [int(s) for s in sites], n_threads)
+        return np.asarray(values), np.asarray(offsets)
+
+    def contains(self, prompts: Sequence[str], sites: Sequence[int]) -> np.ndarray:
+        """Whether each prompt is stored at every one of ``sites`` (a bool array)."""
+        return np.asarray(self._inner.contains(list(prompts), [int(s) for s in sites]), dtype=bool)
+
+    def prompts(self) -> list[tuple[str, list[int], int]]:
+        """Every stored prompt with its sites and token count, sorted by prompt."""
+        return [(p, list(s), int(t)) for p, s, t in self._inner.prompts()]
+
+    def stats(self) -> dict[str, Any]:
+        """Return the record, prompt and site counts, live bytes and bytes on disk."""
+        return dict(self._inner.stats())
+
+    def verify(self) -> list[str]:
+        """Check every record and the index; one line per problem (empty: sound)."""
+        return list(self._inner.verify())
+
+    def evict(self, budget_bytes: int) -> int:
+        """Drop least-recently-used records until the store takes at most ``budget_bytes``; returns bytes freed."""
+        if budget_bytes < 0:
+            raise InvalidInputError(f"budget_bytes must be >= 0; got {budget_bytes}")
+        return int(self._inner.evict(int(budget_bytes)))
+
+    def compact(self) -> int:
+        """Reclaim the space of evicted and superseded records; returns bytes freed."""
+        return int(self._inner.compact())
+
+
+# ---------------------------------------------------------------------------------------------- the cache
+
+_LOCK = threading.RLock()
+_UNSET: Any = object()
+_settings: dict[str, Any] = {"dir": _UNSET, "limit": _UNSET, "dtype": _UNSET}
+_stores: dict[tuple[str, str], ActivationStore] = {}
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get(f"FASTPROBE_{name}") or os.environ.get(f"LMPROBE_{name}")
+
+
+def cache_dir() -> Path:
+    """Return the cache root: :func:`set_cache_backend`, else ``FASTPROBE_CACHE_DIR``, else the default.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    with _LOCK:
+        if _settings["dir"] is not _UNSET and _settings["dir"] is not None:
+            return Path(_settings["dir"])
+    env = _env("CACHE_DIR")
+    return Path(env) if env else cache_root() / "activations"
+
+
+def _cache_dtype() -> str:
+    with _LOCK:
+        if _settings["dtype"] is not _UNSET and _settings["dtype"] is not None:
+            return str(_settings["dtype"])
+    env = _env("CACHE_DTYPE")
+    if env and env not in STORAGE_DTYPES:
+        raise UnknownOptionError(f"FASTPROBE_CACHE_DTYPE={env!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
+    return env or "bfloat16"
+
+
+def _cache_limit_bytes() -> int | None:
+    with _LOCK:
+        if _settings["limit"] is not _UNSET:
+            gb = _settings["limit"]
+            return None if gb is None else int(float(gb) * 1024**3)
+    env = _env("CACHE_MAX_GB")
+    if not env:
+        return None
+    try:
+        return int(float(env) * 1024**3)
+    except ValueError:
+        raise InvalidInputError(f"FASTPROBE_CACHE_MAX_GB must be a number of gigabytes; got {env!r}") from None
+
+
+def set_cache_backend(backend: str | os.PathLike[str] | None) -> None:
+    """Use ``backend`` (a local directory) as the cache root; None goes back to ``FASTPROBE_CACHE_DIR`` / default.
+
+    Parameters
+    ----------
+    backend : str, path-like or None
+    """
+    if backend is not None and not isinstance(backend, (str, os.PathLike)):
+        raise InvalidInputError(f"set_cache_backend takes a local directory path or None; got {type(backend).__name__}")
+    with _LOCK:
+        _settings["dir"] = None if backend is None else os.fspath(backend)
+        _stores.clear()
+
+
+def set_cache_dtype(dtype: str | None = None) -> None:
+    """Set the storage dtype of stores created from now on; None goes back to ``FASTPROBE_CACHE_DTYPE`` / bfloat16.
+
+    Parameters
+    ----------
+    dtype : {"float32", "float16", "bfloat16"} or None
+    """
+    if dtype is not None and dtype not in STORAGE_DTYPES:
+        raise UnknownOptionError(f"unknown cache dtype {dtype!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
+    with _LOCK:
+        _settings["dtype"] = dtype
+
+
+def set_cache_limit(gb: float | None = None) -> None:
+    """Set the cache's byte budget in GiB (None: unlimited); :func:`evict` enforces it.
+
+    Parameters
+    ----------
+    gb : float or None
+    """
+    if gb is not None and (not isinstance(gb, (int, float)) or gb < 0):
+        raise InvalidInputError(f"the cache limit must be a non-negative number of gigabytes or None; got {gb!r}")
+    with _LOCK:
+        _settings["limit"] = gb
+
+
+def _fingerprint_id(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def model_store(fingerprint: dict[str, Any]) -> ActivationStore:
+    """Return (opening or creating) the cache's store for a model fingerprint.
+
+    Parameters
+    ----------
+    fingerprint : dict
+        Everything that changes activations (model id or path, revision or weights hash, dtype, tokenizer and
+        special-token settings, hook site); its ``"model"`` entry names the model for listings.
+
+    Returns
+    -------
+    ActivationStore
+    """
+    root = cache_dir()
+    fid = _fingerprint_id(fingerprint)
+    with _LOCK:
+        key = (os.fspath(root), fid)
+        if key not in _stores:
+            _stores[key] = ActivationStore(root / fid, dtype=_cache_dtype(), fingerprint=fingerprint)
+        return _stores[key]
+
+
+def _model_dirs(model: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    root = cache_dir()
+    if not root.is_dir():
+        return []
+    out = []
+    for d in sorted(root.iterdir()):
+        desc = d / "store.json"
+        if not desc.is_file():
+            continue
+        try:
+            fp = json.loads(desc.read_text()).get("fingerprint", {})
+        except (OSError, ValueError):
+            continue
+        if model is None or fp.get("model") == model:
+            out.append((d, fp))
+    return out
+
+
+def _open(d: Path) -> ActivationStore:
+    with _LOCK:
+        key = (os.fspath(d.parent), d.name)
+        if key not in _stores:
+            _stores[key] = ActivationStore(d)
+        return _stores[key]
+
+
+@dataclass
+class ModelCacheInfo:
+    """Cache usage of one model fingerprint."""
+
+    model_name: str | None
+    model_hash: str
+    size_bytes: int
+    num_prompts: int
+    num_layers: int
+    has_pooled: bool
+    has_perplexity: bool
+    has_logits: bool = False
+
+    @property
+    def size_gb(self) -> float:
+        """Size in GiB."""
+        return self.size_bytes / 1024**3
+
+
+@dataclass
+class CacheInfo:
+    """Cache usage report."""
+
+    cache_dir: Path | str
+    total_size_bytes: int
+    models: list[ModelCacheInfo] = field(default_factory=list)
+    oldest_mtime: float | None = None
+    newest_mtime: float | None = None
+    cache_limit_bytes: int | None = None
+
+    @property
+    def total_size_gb(self) -> float:
+        """Total size in GiB."""
+        return self.total_size_bytes / 1024**3
+
+
+def cache_info(model: str | None = None) -> CacheInfo:
+    """Report the cache's size, per model fingerprint.
+
+    Parameters
+    ----------
+    model : str, optional
+        Only stores whose fingerprint names this model.
+
+    Returns
+    -------
+    CacheInfo
+    """
+    models = []
+    mtimes: list[float] = []
+    for d, fp in _model_dirs(model):
+        stats = _open(d).stats()
+        models.append(
+            ModelCacheInfo(
+                model_name=fp.get("model"),
+                model_hash=d.name,
+                size_bytes=int(stats["disk_bytes"]),
+                num_prompts=int(stats["prompts"]),
+                num_layers=len(stats["sites"]),
+                has_pooled=stats["records"] > 0,
+                has_perplexity=False,
+            )
+        )
+        mtimes.extend(p.stat().st_mtime for p in d.rglob("*") if p.is_file())
+    return CacheInfo(
+        cache_dir=cache_dir(),
+        total_size_bytes=sum(m.size_bytes for m in models),
+        models=models,
+        oldest_mtime=min(mtimes) if mtimes else None,
+        newest_mtime=max(mtimes) if mtimes else None,
+        cache_limit_bytes=_cache_limit_bytes(),
+    )
+
+
+def evict() -> None:
+    """Trim the cache to its limit (:func:`set_cache_limit`), least recently used records first.
+
+    Stores are visited from the least recently used; each is trimmed just enough for the whole cache to fit.
+    """
+    limit = _cache_limit_bytes()
+    if limit is None:
+        return
+    dirs = _model_dirs()
+
+    def last_used(d: Path) -> float:
+        files = [d / "access.bin", d / "index.fpi"]
+        return max((f.stat().st_mtime for f in files if f.exists()), default=0.0)
+
+    sizes = {d: _open(d).stats()["disk_bytes"] for d, _ in dirs}
+    for d, _ in sorted(dirs, key=lambda x: last_used(x[0])):
+        total = sum(sizes.values())
+        if total <= limit:
+            break
+        _open(d).evict(max(0, limit - (total - sizes[d])))
+        sizes[d] = _open(d).stats()["disk_bytes"]
+
+
+def clear_cache() -> int:
+    """Delete every store in the cache; returns the number of (prompt, store) entries deleted.
+
+    Returns
+    -------
+    int
+    """
+    count = 0
+    with _LOCK:
+        for d, _ in _model_dirs():
+            count += int(_open(d).stats()["prompts"])
+            shutil.rmtree(d, ignore_errors=True)
+        _stores.clear()
+    return count
+
+
+@dataclass
+class ManifestEntry:
+    """A cached prompt."""
+
+    hash: str
+    prompt: str
+    num_tokens: int | None
+    cached_at: str
+
+
+@dataclass
+class CachedPromptInfo:
+    """What is cached for one prompt."""
+
+    raw_layers: list[int]
+    pooled: dict[str, list[int]]
+    has_logits: bool
+    logits_top_k: int | None
+    has_perplexity: bool
+    has_token_perplexity: bool
+    num_tokens: int | None
+    router_layers: list[int] = field(default_factory=list)
+
+
+def list_cached_prompts(model_name: str, verify: bool = False) -> list[ManifestEntry]:
+    """List the prompts cached for a model (across its fingerprints), sorted by prompt.
+
+    Parameters
+    ----------
+    model_name : str
+        The model id or path recorded in the fingerprint.
+    verify : bool, default=False
+        Check every record's integrity first; prompts in damaged records are left out.
+
+    Returns
+    -------
+    list of ManifestEntry
+    """
+    seen: dict[str, ManifestEntry] = {}
+    for d, _ in _model_dirs(model_name):
+        store = _open(d)
+        if verify and store.verify():
+            continue
+        stamp = (d / "index.fpi").stat().st_mtime if (d / "index.fpi").exists() else 0.0
+        for prompt, sites, tokens in store.prompts():
+            if prompt not in seen and sites:
+                seen[prompt] = ManifestEntry(
+                    hash=hashlib.sha256(prompt.encode()).hexdigest(),
+                    prompt=prompt,
+                    num_tokens=tokens,
+                    cached_at=_iso(stamp),
+                )
+    return [seen[p] for p in sorted(seen)]
+
+
+def _iso(ts: float) -> str:
+    import datetime
+
+    return datetime.datetime.fromtimestamp(ts, tz=datetime.timezone.utc).isoformat()
+
+
+def discover_cached(model_name: str, prompt: str) -> CachedPromptInfo | None:
+    """Describe what is cached for one prompt of a model, without reading activations.
+
+    Parameters
+    ----------
+    model_name : str
+    prompt : str
+
+    Returns
+    -------
+    CachedPromptInfo or None
+        None when nothing is cached for the prompt.
+    """
+    sites: set[int] = set()
+    num_tokens = None
+    for d, _ in _model_dirs(model_name):
+        for p, s, t in _open(d).prompts():
+            if p == prompt:
+                sites.update(s)
+                num_tokens = t
+    if not sites:
+        return None
+    layers = sorted(sites)
+    return CachedPromptInfo(
+        raw_layers=layers,
+        pooled={p: layers for p in _POOLED},
+        has_logits=False,
+        logits_top_k=None,
+        has_perplexity=False,
+        has_token_perplexity=False,
+        num_tokens=num_tokens,
+    )
