@@ -1,0 +1,111 @@
+//! A writer killed with SIGKILL at random points never loses a committed batch nor exposes a half-written one.
+//!
+//! The test re-runs its own binary as the writer (`FASTPROBE_CRASH_DIR` set), kills it after a random delay, then
+//! reopens the store: every batch is either entirely present and bit-exact, or entirely absent, and every batch
+//! the writer reported as committed is present.
+#![allow(clippy::float_cmp)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use fastprobe_core::Pooling;
+use fastprobe_core::store::{StorageDtype, Store};
+use ndarray::Array2;
+
+const SITES: [u32; 3] = [0, 7, 29];
+const PROMPTS_PER_BATCH: usize = 3;
+const HIDDEN: usize = 48;
+
+fn prompts(batch: usize) -> Vec<String> {
+    (0..PROMPTS_PER_BATCH).map(|i| format!("batch {batch} prompt {i}")).collect()
+}
+
+fn counts(batch: usize) -> Vec<u32> {
+    (0..PROMPTS_PER_BATCH).map(|i| ((batch * 7 + i * 3) % 9 + 1) as u32).collect()
+}
+
+fn tokens(batch: usize, site: u32) -> Array2<f32> {
+    let total: u32 = counts(batch).iter().sum();
+    Array2::from_shape_fn((total as usize, HIDDEN), |(t, h)| {
+        ((batch * 1_000_003 + site as usize * 7_919 + t * 131 + h) % 100_003) as f32 * 1e-3 - 50.0
+    })
+}
+
+/// The writer: writes batches forever, printing each batch number once its write has returned.
+#[test]
+fn crash_child_writer() {
+    let Ok(dir) = std::env::var("FASTPROBE_CRASH_DIR") else {
+        return; // only runs as the child
+    };
+    let start: usize = std::env::var("FASTPROBE_CRASH_START").unwrap().parse().unwrap();
+    let store = Store::open(&dir, StorageDtype::Float32, "{}").unwrap();
+    for batch in start.. {
+        let t: Vec<Array2<f32>> = SITES.iter().map(|&s| tokens(batch, s)).collect();
+        let views: Vec<_> = t.iter().map(|a| a.view()).collect();
+        store.write(&prompts(batch), &counts(batch), &SITES, &views, None).unwrap();
+        println!("committed {batch}");
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_loses_nothing_committed() {
+    if std::env::var("FASTPROBE_CRASH_DIR").is_ok() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut committed: Vec<usize> = Vec::new();
+    let mut next_batch = 0usize;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for _trial in 0..60 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child_writer", "--nocapture", "--test-threads=1"])
+            .env("FASTPROBE_CRASH_DIR", dir.path())
+            .env("FASTPROBE_CRASH_START", next_batch.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Let it commit a few batches, then kill it somewhere inside a write.
+        std::thread::sleep(Duration::from_micros(2_000 + rng % 25_000));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        for line in out.lines().map_while(Result::ok) {
+            if let Some(b) = line.strip_prefix("committed ") {
+                committed.push(b.parse().unwrap());
+            }
+        }
+        // The next child starts above anything this one may have begun.
+        next_batch += 10_000;
+
+        let store = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+        assert!(store.verify().unwrap().is_empty(), "{:?}", store.verify().unwrap());
+        let listed = store.prompts().unwrap();
+        let mut present: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+        for (p, sites, _) in &listed {
+            assert_eq!(sites, &SITES.to_vec(), "{p} is stored at only some sites: a half-visible batch");
+            present.insert(p.split(' ').nth(1).unwrap().parse().unwrap());
+        }
+        for b in &committed {
+            assert!(present.contains(b), "batch {b} was reported committed but is missing");
+        }
+        for &b in &present {
+            let p = prompts(b);
+            assert!(store.contains(&p, &SITES).unwrap().iter().all(|&x| x), "batch {b} is partly present");
+            let (values, offsets) = store.read_tokens(&p, &[SITES[1]]).unwrap();
+            assert_eq!(values, tokens(b, SITES[1]), "batch {b} does not read back bit-exactly");
+            let last = store.read_pooled(&p, &[SITES[2]], Pooling::LastToken).unwrap();
+            assert_eq!(last.row(0), tokens(b, SITES[2]).row(offsets[1] - 1));
+        }
+    }
+    assert!(
+        committed.len() >= 20,
+        "the writer committed too few batches ({}) for the test to mean much",
+        committed.len()
+    );
+}
