@@ -1,0 +1,342 @@
+"""The activation store from Python: semantics, bad input, damage, concurrency, a full disk, and the cache API."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import pathlib
+import resource
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import fastprobe
+from fastprobe import (
+    ActivationStore,
+    CorruptStoreError,
+    FastprobeIOError,
+    InvalidInputError,
+    MissingActivationsError,
+    ShapeMismatchError,
+    UnknownOptionError,
+)
+from fastprobe.store import model_store
+
+
+def make_batch(seed: int, n: int = 4, hidden: int = 16, sites: int = 2) -> tuple[list[str], np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    counts = rng.integers(1, 7, size=n)
+    tokens = rng.standard_normal((sites, int(counts.sum()), hidden)).astype(np.float32)
+    return [f"prompt {seed}-{i}" for i in range(n)], tokens, counts
+
+
+def test_round_trip_and_pooled_vectors(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    prompts, tokens, counts = make_batch(0)
+    store.write(prompts, tokens, counts, sites=[4, 9])
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    values, got_offsets = store.read_tokens(prompts[::-1], [9, 4])
+    order = list(range(len(prompts)))[::-1]
+    np.testing.assert_array_equal(got_offsets, np.concatenate([[0], np.cumsum(counts[order])]))
+    want = np.concatenate(
+        [np.hstack([tokens[1, offsets[i] : offsets[i + 1]], tokens[0, offsets[i] : offsets[i + 1]]]) for i in order]
+    )
+    np.testing.assert_array_equal(values, want)
+    for pooling, ref in [
+        ("last_token", lambda b: b[-1]),
+        ("first_token", lambda b: b[0]),
+        ("max", lambda b: b.max(0)),
+        ("min", lambda b: b.min(0)),
+    ]:
+        got = store.read_pooled(prompts, [4], pooling)
+        np.testing.assert_array_equal(got, np.stack([ref(tokens[0, offsets[i] : offsets[i + 1]]) for i in range(4)]))
+    mean = store.read_pooled(prompts, [4, 9], "mean")
+    ref = np.stack(
+        [
+            np.hstack([tokens[s, offsets[i] : offsets[i + 1]].astype(np.float64).mean(0) for s in (0, 1)])
+            for i in range(4)
+        ]
+    )
+    np.testing.assert_allclose(mean, ref, rtol=1e-6)
+    assert store.contains([*prompts, "other"], [4, 9]).tolist() == [True] * 4 + [False]
+    assert store.prompts()[0] == (prompts[0], [4, 9], int(counts[0]))
+    assert store.verify() == []
+
+
+def test_bfloat16_storage_matches_torch_rounding(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path)  # bfloat16 by default
+    assert store.dtype == "bfloat16"
+    prompts, tokens, counts = make_batch(1)
+    store.write(prompts, tokens, counts, sites=[0, 1])
+    values, _ = store.read_tokens(prompts, [0])
+    np.testing.assert_array_equal(values, torch.from_numpy(tokens[0]).bfloat16().float().numpy())
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_write_padded_drops_padding(tmp_path: pathlib.Path, side: str) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    lengths = [3, 1, 5]
+    mask = np.zeros((3, 5), dtype=np.int64)
+    for i, n in enumerate(lengths):
+        mask[i, :n] = 1
+    if side == "left":
+        mask = mask[:, ::-1].copy()
+    hidden = torch.randn(3, 5, 8)
+    store.write_padded(["a", "b", "c"], [hidden, hidden * 2], torch.from_numpy(mask), sites=[0, 1])
+    firsts = store.read_pooled(["a", "b", "c"], [0], "first_token")
+    real_first = [int(np.argmax(m)) for m in mask]
+    np.testing.assert_array_equal(firsts, hidden.numpy()[np.arange(3), real_first])
+    assert [p[2] for p in store.prompts()] == lengths
+
+
+def test_bad_input_names_what_was_expected(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path)
+    prompts, tokens, counts = make_batch(2)
+    with pytest.raises(ShapeMismatchError, match=r"tokens: expected one slab per site \(3\), got shape \(2, "):
+        store.write(prompts, tokens, counts, sites=[0, 1, 2])
+    with pytest.raises(ShapeMismatchError, match=r"counts: expected shape \(4,\) \(one per prompt\), got \(3,\)"):
+        store.write(prompts, tokens, counts[:3], sites=[0, 1])
+    with pytest.raises(
+        ShapeMismatchError, match=r"tokens: expected shape \(\d+, hidden\) \(the sum of the token counts\)"
+    ):
+        store.write(prompts, tokens[:, 1:], counts, sites=[0, 1])
+    with pytest.raises(InvalidInputError, match="prompt 1 has 0 tokens"):
+        store.write(prompts, tokens, np.r_[counts[0] + counts[1], 0, counts[2:]], sites=[0, 1])
+    with pytest.raises(InvalidInputError, match="cannot write an empty batch"):
+        store.write([], np.zeros((1, 0, 4), np.float32), [], sites=[0])
+    with pytest.raises(
+        UnknownOptionError, match="unknown storage dtype 'int8'; expected one of: float32, float16, bfloat16"
+    ):
+        ActivationStore(tmp_path / "x", dtype="int8")
+    store.write(prompts, tokens, counts, sites=[0, 1])
+    with pytest.raises(MissingActivationsError, match=r'prompt "nope" has no stored activations at site 0') as info:
+        store.read_pooled(["nope"], [0])
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(MissingActivationsError, match="at site 5"):
+        store.read_tokens(prompts, [5])
+    other, t2, c2 = make_batch(3, hidden=8)
+    store.write(other, t2, c2, sites=[0, 1])
+    with pytest.raises(ShapeMismatchError, match="hidden size 16 at every site.*got hidden size 8"):
+        store.read_pooled([prompts[0], other[0]], [0])
+
+
+def segment_files(path: pathlib.Path) -> list[pathlib.Path]:
+    return sorted((path / "segments").glob("*.fps"))
+
+
+def test_flipped_bits_name_the_record_and_spare_the_rest(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    batches = [make_batch(s) for s in range(3)]
+    for prompts, tokens, counts in batches:
+        store.write(prompts, tokens, counts, sites=[0, 1])
+    seg = segment_files(tmp_path)[0]
+    data = bytearray(seg.read_bytes())
+    data[len(data) // 2] ^= 0x04  # somewhere inside the middle batch's records
+    seg.write_bytes(bytes(data))
+    fresh = ActivationStore(tmp_path)
+    problems = fresh.verify()
+    assert len(problems) == 1, problems
+    assert "corrupt store data" in problems[0] and "00000001.fps at byte" in problems[0] and "record " in problems[0]
+    damaged = [b for b in batches if any("prompt " + b[0][0].split(" ")[1] in p for p in problems)]
+    assert len(damaged) == 1
+    with pytest.raises(CorruptStoreError, match=r"record \d+ \(site \d, 4 prompts, first \"prompt"):
+        for site in (0, 1):
+            fresh.read_tokens(damaged[0][0], [site])
+    for prompts, tokens, _counts in batches:
+        if prompts is damaged[0][0]:
+            continue
+        values, _ = fresh.read_tokens(prompts, [0, 1])
+        np.testing.assert_array_equal(values[:, :16], tokens[0])
+
+
+def test_truncated_segment_is_reported(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path)
+    for s in range(2):
+        prompts, tokens, counts = make_batch(s, sites=1)
+        store.write(prompts, tokens, counts, sites=[0])
+    seg = segment_files(tmp_path)[0]
+    size = seg.stat().st_size
+    os.truncate(seg, size - 100)
+    fresh = ActivationStore(tmp_path)
+    problems = fresh.verify()
+    assert len(problems) == 1 and "truncated segment" in problems[0]
+    first, _, _ = make_batch(0)
+    assert fresh.read_pooled(first, [0]).shape == (4, 16)  # the first batch is intact
+
+
+def test_damaged_index_transaction_is_skipped_and_reported(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path)
+    batches = [make_batch(s, sites=1) for s in range(3)]
+    for prompts, tokens, counts in batches:
+        store.write(prompts, tokens, counts, sites=[0])
+    index = tmp_path / "index.fpi"
+    log = bytearray(index.read_bytes())
+    second_tx = log.index(b"FPTX", log.index(b"FPTX") + 4)
+    log[second_tx + 30] ^= 0xFF
+    index.write_bytes(bytes(log))
+    fresh = ActivationStore(tmp_path)
+    assert any("index transaction at byte" in p for p in fresh.verify())
+    assert fresh.contains(batches[0][0], [0]).all() and fresh.contains(batches[2][0], [0]).all()
+    assert not fresh.contains(batches[1][0], [0]).any()
+
+
+def _writer(path: str, worker: int, n: int) -> None:
+    store = ActivationStore(path, dtype="float32")
+    for b in range(n):
+        prompts, tokens, counts = make_batch(1000 * worker + b)
+        store.write(prompts, tokens, counts, sites=[0, 1])
+
+
+def _reader(path: str, n: int, queue: mp.Queue) -> None:
+    store = ActivationStore(path)
+    reads = 0
+    for _ in range(n):
+        for prompt, sites, _ in store.prompts():
+            values, _ = store.read_tokens([prompt], sites)
+            seed = int(prompt.split(" ")[1].split("-")[0])
+            prompts, tokens, counts = make_batch(seed)
+            i = prompts.index(prompt)
+            lo, hi = int(counts[:i].sum()), int(counts[: i + 1].sum())
+            np.testing.assert_array_equal(values, np.hstack([tokens[0, lo:hi], tokens[1, lo:hi]]))
+            reads += 1
+    queue.put(reads)
+
+
+def test_two_writers_and_two_readers_at_once(tmp_path: pathlib.Path) -> None:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    ActivationStore(tmp_path, dtype="float32")
+    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 15)) for w in (1, 2)]
+    procs += [ctx.Process(target=_reader, args=(str(tmp_path), 20, queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0, f"a worker failed or hung (exit code {p.exitcode})"
+    assert queue.get(timeout=5) >= 0 and queue.get(timeout=5) >= 0
+    store = ActivationStore(tmp_path)
+    assert store.stats()["prompts"] == 2 * 15 * 4
+    assert store.verify() == []
+
+
+def test_full_disk_gives_a_clear_error_and_a_consistent_store(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    first, tokens, counts = make_batch(0)
+    store.write(first, tokens, counts, sites=[0, 1])
+    script = textwrap.dedent(
+        f"""
+        import signal, numpy as np
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        from fastprobe import ActivationStore, FastprobeIOError
+        store = ActivationStore({str(tmp_path)!r})
+        rng = np.random.default_rng(0)
+        try:
+            for b in range(1000):
+                tokens = rng.standard_normal((2, 400, 256)).astype(np.float32)
+                store.write([f"big {{b}}-{{i}}" for i in range(4)], tokens, [100] * 4, sites=[0, 1])
+        except FastprobeIOError as e:
+            print("IOERROR", e.errno if e.errno is not None else "", e)
+        else:
+            print("NO ERROR")
+        """
+    )
+    limit = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file()) + 3_000_000
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, preexec_fn=cap, timeout=120)
+    assert "IOERROR" in out.stdout, out.stdout + out.stderr
+    assert "File too large" in out.stdout
+    fresh = ActivationStore(tmp_path)
+    assert fresh.verify() == []
+    values, _ = fresh.read_tokens(first, [0])
+    np.testing.assert_array_equal(values, tokens[0])
+    # Every batch the child saw committed is whole; writing works again once space is back.
+    for prompt, sites, _ in fresh.prompts():
+        assert sites == [0, 1], prompt
+    fresh.write(*make_batch(5)[:1], make_batch(5)[1], make_batch(5)[2], sites=[0, 1])
+    assert fresh.verify() == []
+
+
+def test_kill_during_python_write_keeps_the_store_consistent(tmp_path: pathlib.Path) -> None:
+    ActivationStore(tmp_path, dtype="float32")
+    script = textwrap.dedent(
+        f"""
+        import numpy as np
+        from fastprobe import ActivationStore
+        store = ActivationStore({str(tmp_path)!r})
+        rng = np.random.default_rng(0)
+        print("ready", flush=True)
+        for b in range(100000):
+            tokens = rng.standard_normal((3, 200, 128)).astype(np.float32)
+            store.write([f"k {{b}}-{{i}}" for i in range(4)], tokens, [50] * 4, sites=[0, 1, 2])
+        """
+    )
+    with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    store = ActivationStore(tmp_path)
+    assert store.verify() == []
+    assert all(sites == [0, 1, 2] for _, sites, _ in store.prompts())
+
+
+def test_cache_functions_and_environment(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LMPROBE_CACHE_DIR", str(tmp_path / "lm"))
+    monkeypatch.delenv("FASTPROBE_CACHE_DIR", raising=False)
+    fastprobe.set_cache_backend(None)
+    assert fastprobe.store.cache_dir() == tmp_path / "lm"  # falls back to the LMPROBE_ name
+    monkeypatch.setenv("FASTPROBE_CACHE_DIR", str(tmp_path / "fp"))
+    assert fastprobe.store.cache_dir() == tmp_path / "fp"
+    fastprobe.set_cache_backend(tmp_path / "explicit")
+    try:
+        assert fastprobe.store.cache_dir() == tmp_path / "explicit"
+        fastprobe.set_cache_dtype("float16")
+        fp = {"model": "tiny-model", "revision": "abc", "dtype": "float32", "site": "residual"}
+        store = model_store(fp)
+        assert store.dtype == "float16" and store.fingerprint == fp
+        assert model_store({**fp, "dtype": "bfloat16"}).path != store.path, "dtype is part of the key"
+        for seed in range(6):
+            prompts, tokens, counts = make_batch(seed, hidden=256)
+            store.write(prompts, tokens, counts, sites=[0, 1])
+        info = fastprobe.cache_info()
+        assert info.cache_dir == tmp_path / "explicit"
+        mine = next(m for m in info.models if m.model_hash == store.path.name)
+        assert (mine.model_name, mine.num_prompts, mine.num_layers) == ("tiny-model", 24, 2)
+        assert mine.size_bytes == store.stats()["disk_bytes"] > 0
+        entries = fastprobe.list_cached_prompts("tiny-model")
+        assert len(entries) == 24 and entries[0].prompt == "prompt 0-0" and entries[0].num_tokens is not None
+        found = fastprobe.discover_cached("tiny-model", "prompt 1-2")
+        assert found is not None and found.raw_layers == [0, 1] and found.pooled["mean"] == [0, 1]
+        assert fastprobe.discover_cached("tiny-model", "never seen") is None
+        fastprobe.set_cache_limit(info.total_size_bytes / 2 / 1024**3)
+        fastprobe.evict()
+        after = fastprobe.cache_info()
+        assert after.total_size_bytes <= info.total_size_bytes / 2
+        assert after.cache_limit_bytes == int(info.total_size_bytes / 2)
+        assert 0 < fastprobe.clear_cache() < 24
+        assert fastprobe.cache_info().models == []
+        with pytest.raises(UnknownOptionError, match="unknown cache dtype 'fp8'"):
+            fastprobe.set_cache_dtype("fp8")
+        with pytest.raises(InvalidInputError, match="non-negative number of gigabytes"):
+            fastprobe.set_cache_limit(-1)
+    finally:
+        fastprobe.set_cache_backend(None)
+        fastprobe.set_cache_dtype(None)
+        fastprobe.set_cache_limit(None)
+
+
+def test_io_errors_are_oserrors(tmp_path: pathlib.Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(FastprobeIOError) as info:
+        ActivationStore(blocker / "store")
+    assert isinstance(info.value, OSError) and "file" in str(info.value)

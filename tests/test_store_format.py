@@ -1,0 +1,165 @@
+"""An independent reader of the store, written from docs/store-format.md with zstandard and numpy only.
+
+If the document and the Rust writer ever disagree, these tests fail.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pathlib
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import zstandard
+
+from fastprobe import ActivationStore
+
+DTYPE_SIZE = {0: 4, 1: 2, 2: 2}
+
+
+def unshuffle(raw: bytes, m: int, code: int) -> np.ndarray:
+    k = DTYPE_SIZE[code]
+    planes = np.frombuffer(raw, dtype=np.uint8).reshape(k, m)
+    little_endian = np.ascontiguousarray(planes.T)  # value i = byte i of each plane, in plane order
+    if code == 0:
+        return little_endian.view("<f4").reshape(m)
+    bits = little_endian.view("<u2").reshape(m)
+    if code == 1:
+        return bits.view("<f2").astype(np.float32)
+    return (bits.astype(np.uint32) << 16).view(np.float32)
+
+
+def parse_record(b: bytes) -> dict:
+    assert b[0:4] == b"FPRC"
+    version, dtype, codec, site, n, hidden, _res, total = struct.unpack_from("<HBBIIIIQ", b, 4)
+    assert (version, codec) == (1, 1)
+    frame_len = struct.unpack_from("<4Q", b, 32)
+    frame_crc = struct.unpack_from("<4I", b, 64)
+    (meta_crc,) = struct.unpack_from("<I", b, 80)
+    meta_end = 88 + 36 * n
+    assert zlib.crc32(b[0:80] + b[84:meta_end]) == meta_crc
+    keys = [b[88 + 32 * i : 88 + 32 * (i + 1)] for i in range(n)]
+    counts = list(struct.unpack_from(f"<{n}I", b, 88 + 32 * n))
+    frames = []
+    at = meta_end
+    for length, crc in zip(frame_len, frame_crc, strict=True):
+        frame = b[at : at + length]
+        assert zlib.crc32(frame) == crc
+        frames.append(frame)
+        at += length
+    assert at == len(b)
+    dec = zstandard.ZstdDecompressor()
+    k = DTYPE_SIZE[dtype]
+
+    def block(i: int, m: int) -> np.ndarray:
+        return unshuffle(dec.decompress(frames[i], max_output_size=m * k), m, dtype)
+
+    pooled = [block(i, n * hidden).reshape(n, hidden) for i in range(3)]
+    tokens = block(3, total * hidden).reshape(total, hidden)
+    return {"site": site, "keys": keys, "counts": counts, "pooled": pooled, "tokens": tokens}
+
+
+def read_store(path: pathlib.Path) -> dict[tuple[str, int], dict[str, np.ndarray]]:
+    """(prompt, site) -> {"tokens", "last_token", "mean", "first_token"} for every current row."""
+    desc = json.loads((path / "store.json").read_text())
+    assert desc["format"] == "fastprobe-store" and desc["version"] == 1
+    log = (path / "index.fpi").read_bytes()
+    assert log[:8] == b"FPIDX001"
+    records: dict[int, tuple] = {}
+    current: dict[tuple[bytes, int], tuple[int, int]] = {}
+    texts: dict[bytes, str] = {}
+    at = 16
+    while at + 12 <= len(log):
+        magic, body_len, crc = log[at : at + 4], *struct.unpack_from("<II", log, at + 4)
+        body = log[at + 12 : at + 12 + body_len]
+        if magic != b"FPTX" or len(body) != body_len or zlib.crc32(body) != crc:
+            break  # an unfinished tail (these tests make no damaged middles)
+        at += 12 + body_len
+        _seq, n_ops = struct.unpack_from("<QI", body, 0)
+        p = 12
+        for _ in range(n_ops):
+            kind = body[p]
+            p += 1
+            if kind == 1:
+                rid, seg, off, length, site, _hidden, _dtype, _total, n = struct.unpack_from("<QIQQIIBQI", body, p)
+                p += struct.calcsize("<QIQQIIBQI")
+                keys = []
+                for _ in range(n):
+                    keys.append(body[p : p + 32])
+                    p += 36
+                records[rid] = (seg, off, length, site, keys)
+                for row, key in enumerate(keys):
+                    current[(key, site)] = (rid, row)
+            elif kind == 2:
+                (rid,) = struct.unpack_from("<Q", body, p)
+                p += 8
+                seg, off, length, site, keys = records.pop(rid)
+                for key in keys:
+                    if current.get((key, site), (None,))[0] == rid:
+                        del current[(key, site)]
+            elif kind == 3:
+                key = body[p : p + 32]
+                (length,) = struct.unpack_from("<I", body, p + 32)
+                texts[key] = body[p + 36 : p + 36 + length].decode()
+                p += 36 + length
+            elif kind == 4:
+                rid, seg, off = struct.unpack_from("<QIQ", body, p)
+                p += 20
+                _, _, length, site, keys = records[rid]
+                records[rid] = (seg, off, length, site, keys)
+            elif kind == 5:
+                p += 12
+            else:
+                raise AssertionError(f"unknown op {kind}")
+    out = {}
+    for (key, site), (rid, row) in current.items():
+        seg, off, length, _, _ = records[rid]
+        seg_bytes = (path / "segments" / f"{seg:08d}.fps").read_bytes()
+        assert seg_bytes[:8] == b"FPSEG001" and struct.unpack_from("<I", seg_bytes, 8)[0] == seg
+        rec = parse_record(seg_bytes[off : off + length])
+        assert rec["site"] == site and rec["keys"][row] == key
+        start = sum(rec["counts"][:row])
+        prompt = texts[key]
+        assert hashlib.sha256(prompt.encode()).digest() == key
+        out[(prompt, site)] = {
+            "tokens": rec["tokens"][start : start + rec["counts"][row]],
+            "last_token": rec["pooled"][0][row],
+            "mean": rec["pooled"][1][row],
+            "first_token": rec["pooled"][2][row],
+        }
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+def test_independent_reader_agrees_with_the_store(tmp_path: pathlib.Path, dtype: str) -> None:
+    rng = np.random.default_rng(0)
+    store = ActivationStore(tmp_path / "s", dtype=dtype, fingerprint={"model": "m"})
+    batches = []
+    for b in range(3):
+        prompts = [f"batch {b} prompt {i} — ünïcode" for i in range(4)]
+        counts = rng.integers(1, 9, size=4)
+        tokens = rng.standard_normal((2, counts.sum(), 24)).astype(np.float32) * 3
+        store.write(prompts, tokens, counts, sites=[b, 10])
+        batches.append((prompts, counts, tokens))
+    # Overwrite one prompt at site 10 and evict/compact nothing: the reader must see the newest row.
+    prompts, counts, tokens = batches[0]
+    store.write(prompts[:1], tokens[:, : counts[0]] + 1, counts[:1], sites=[3, 10])
+    store.compact()
+
+    ours = read_store(tmp_path / "s")
+    assert len(ours) == len(
+        {(p, s) for b, (ps, _, _) in enumerate(batches) for p in ps for s in (b, 10)} | {(prompts[0], 3)}
+    )
+    for (prompt, site), got in ours.items():
+        values, _offsets = store.read_tokens([prompt], [site])
+        np.testing.assert_array_equal(got["tokens"], values)
+        for pooling in ("last_token", "mean", "first_token"):
+            np.testing.assert_array_equal(got[pooling], store.read_pooled([prompt], [site], pooling)[0])
+    if dtype == "float32":  # bit-exact against what was written
+        np.testing.assert_array_equal(
+            ours[(batches[1][0][2], 10)]["tokens"],
+            batches[1][2][1][np.sum(batches[1][1][:2]) : np.sum(batches[1][1][:3])],
+        )
