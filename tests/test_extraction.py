@@ -111,3 +111,21 @@ def test_cuda_extraction_matches_cpu(dtype: str) -> None:
         scale = float(np.abs(want).max())
         atol = 1e-4 * scale if dtype == "float32" else 3e-2 * scale
         np.testing.assert_allclose(gpu[pooling], want, atol=atol, rtol=0)
+
+
+def test_extract_to_store_matches_direct_pooling_and_skips_cached(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastprobe import ActivationStore
+    from fastprobe.extraction import extract_to_store
+
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    store = ActivationStore(tmp_path, dtype="float32")
+    assert extract_to_store(loaded, PROMPTS[:3], [1, 3], store, batch_size=2, progress=False) == 3
+    assert extract_to_store(loaded, PROMPTS, [1, 3], store, batch_size=2, progress=False) == 2  # only the missing
+    assert extract_to_store(loaded, PROMPTS, [3, 1], store, progress=False) == 0
+    direct = extract_pooled(loaded, PROMPTS, [1, 3], ("last_token", "mean", "first_token", "max"), progress=False)
+    for pooling, want in direct.items():
+        np.testing.assert_allclose(store.read_pooled(PROMPTS, [1, 3], pooling), want, rtol=1e-5, atol=1e-6)
+    values, offsets = store.read_tokens(PROMPTS[3:4], [3])
+    alone = unpadded_reference(loaded, PROMPTS[3])[4][0].numpy()  # block 3's output, no padding at all
+    assert offsets.tolist() == [0, len(alone)]
+    np.testing.assert_allclose(values, alone, atol=2e-5, rtol=1e-4)

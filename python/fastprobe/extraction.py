@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,8 +18,9 @@ import numpy as np
 
 from fastprobe.exceptions import FastprobeError, InvalidInputError
 from fastprobe.pooling import pool
+from fastprobe.store import ActivationStore
 
-__all__ = ["LoadedModel", "decoder_blocks", "extract_pooled", "load_model", "resolve_device"]
+__all__ = ["LoadedModel", "decoder_blocks", "extract_pooled", "extract_to_store", "load_model", "resolve_device"]
 
 #: Attribute paths searched, in order, for a model's list of decoder (or encoder) blocks.
 BLOCK_PATHS: tuple[str, ...] = (
@@ -225,26 +226,84 @@ def extract_pooled(
     InvalidInputError
         If ``prompts`` is empty or holds an empty or non-string entry, or ``batch_size`` is not positive.
     """
-    import torch
-    from tqdm.auto import tqdm
+    width = len(set(layers)) * loaded.hidden_size
+    out = {p: np.empty((len(prompts), width), dtype=np.float32) for p in poolings}
+    for idx, captured, mask in _forward_batches(loaded, prompts, layers, batch_size, progress):
+        for j, layer in enumerate(sorted(captured)):
+            for p in poolings:
+                out[p][idx, j * loaded.hidden_size : (j + 1) * loaded.hidden_size] = pool(captured[layer], mask, p)
+    return out
 
+
+def extract_to_store(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    layers: Sequence[int],
+    store: ActivationStore,
+    *,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> int:
+    """Run the model over the prompts not yet in ``store`` and write every token of ``layers`` into it.
+
+    Each batch is written (atomically, without padding, with its pooled vectors) as soon as it completes.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`load_model`.
+    prompts : sequence of str
+        Prompts; those already stored at every one of ``layers`` are skipped.
+    layers : sequence of int
+        Block indices (resolved, non-negative); layer ``i`` is stored as site ``i``.
+    store : ActivationStore
+        Where to write.
+    batch_size : int, default=8
+        Prompts per forward pass.
+    progress : bool, default=True
+        Show a progress bar.
+
+    Returns
+    -------
+    int
+        The number of prompts extracted.
+    """
+    _check_prompts(prompts)
+    sites = sorted(set(layers))
+    unique = list(dict.fromkeys(prompts))
+    missing = [p for p, have in zip(unique, store.contains(unique, sites), strict=True) if not have]
+    if not missing:
+        return 0
+    for idx, captured, mask in _forward_batches(loaded, missing, sites, batch_size, progress):
+        store.write_padded([missing[i] for i in idx], [captured[s] for s in sites], mask, sites)
+    return len(missing)
+
+
+def _check_prompts(prompts: Sequence[str]) -> None:
     if isinstance(prompts, str):
         raise InvalidInputError("prompts must be a sequence of strings, not a single string")
-    prompts = list(prompts)
-    if not prompts:
+    if len(prompts) == 0:
         raise InvalidInputError("prompts is empty; give at least one prompt")
     for i, p in enumerate(prompts):
         if not isinstance(p, str) or not p:
             raise InvalidInputError(f"prompt {i} must be a non-empty string; got {p!r}")
+
+
+def _forward_batches(
+    loaded: LoadedModel, prompts: Sequence[str], layers: Sequence[int], batch_size: int, progress: bool
+) -> Iterator[tuple[np.ndarray, dict[int, Any], Any]]:
+    """Yield ``(prompt indices, {layer: (B, S, H) output}, attention mask)`` per batch, batches sorted by length."""
+    import torch
+    from tqdm.auto import tqdm
+
+    _check_prompts(prompts)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive int; got {batch_size!r}")
     layers = sorted(set(layers))
     blocks = decoder_blocks(loaded.model)
     tok = loaded.tokenizer
-    lengths = [len(ids) for ids in tok(prompts)["input_ids"]]
+    lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]]
     order = np.argsort(lengths, kind="stable")
-    width = len(layers) * loaded.hidden_size
-    out = {p: np.empty((len(prompts), width), dtype=np.float32) for p in poolings}
     captured: dict[int, Any] = {}
     deepest = layers[-1]
 
@@ -273,10 +332,7 @@ def extract_pooled(
                 except _StopForward:
                     pass
             mask = batch["attention_mask"].cpu()
-            for j, layer in enumerate(layers):
-                hidden = captured[layer]
-                for p in poolings:
-                    out[p][idx, j * loaded.hidden_size : (j + 1) * loaded.hidden_size] = pool(hidden, mask, p)
+            yield idx, dict(captured), mask
             tokens_done += int(mask.sum())
             bar.update(len(idx))
             elapsed = bar.format_dict.get("elapsed") or 0.0
@@ -286,4 +342,3 @@ def extract_pooled(
         for h in handles:
             h.remove()
         bar.close()
-    return out
