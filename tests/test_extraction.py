@@ -125,7 +125,7 @@ def test_extract_to_store_matches_direct_pooling_and_skips_cached(tmp_path) -> N
     direct = extract_pooled(loaded, PROMPTS, [1, 3], ("last_token", "mean", "first_token", "max"), progress=False)
     for pooling, want in direct.items():
         np.testing.assert_allclose(store.read_pooled(PROMPTS, [1, 3], pooling), want, rtol=1e-5, atol=1e-6)
-    values, offsets = store.read_tokens(PROMPTS[3:4], [3])
-    alone = unpadded_reference(loaded, PROMPTS[3])[4][0].numpy()  # block 3's output, no padding at all
+    values, offsets = store.read_tokens(PROMPTS[3:4], [1])
+    alone = unpadded_reference(loaded, PROMPTS[3])[2][0].numpy()  # block 1's output, no padding at all
     assert offsets.tolist() == [0, len(alone)]
     np.testing.assert_allclose(values, alone, atol=2e-5, rtol=1e-4)
