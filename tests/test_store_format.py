@@ -51,14 +51,23 @@ def parse_record(b: bytes) -> dict:
         frames.append(frame)
         at += length
     assert at == len(b)
-    dec = zstandard.ZstdDecompressor()
     k = DTYPE_SIZE[dtype]
+    m = n * hidden
+    high = range(2, 4) if dtype == 0 else range(1, 2)
 
-    def block(i: int, m: int) -> np.ndarray:
-        return unshuffle(dec.decompress(frames[i], max_output_size=m * k), m, dtype)
+    def pooled_planes(i: int) -> np.ndarray:
+        planes = np.frombuffer(zstandard.ZstdDecompressor().decompress(frames[i], max_output_size=m * k), np.uint8)
+        planes = planes.reshape(k, m).copy()
+        for p in high:  # sign/exponent planes are stored hidden-major
+            planes[p] = planes[p].reshape(hidden, n).T.reshape(m)
+        return planes
 
-    pooled = [block(i, n * hidden).reshape(n, hidden) for i in range(3)]
-    tokens = block(3, total * hidden).reshape(total, hidden)
+    pooled_p = [pooled_planes(i) for i in range(3)]
+    pooled = [unshuffle(p.tobytes(), m, dtype).reshape(n, hidden) for p in pooled_p]
+    prefix = b"".join(pooled_p[f][p].tobytes() for p in range(k) for f in range(3))
+    prefix_dict = zstandard.ZstdCompressionDict(prefix, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
+    raw = zstandard.ZstdDecompressor(dict_data=prefix_dict).decompress(frames[3], max_output_size=total * hidden * k)
+    tokens = unshuffle(raw, total * hidden, dtype).reshape(total, hidden)
     return {"site": site, "keys": keys, "counts": counts, "pooled": pooled, "tokens": tokens}
 
 

@@ -86,14 +86,18 @@ pub fn encode(
         offsets.push(offsets.last().copied().unwrap_or(0) + c as usize);
     }
     let tokens = tokens.as_standard_layout();
+    let n = keys.len();
     let mut frames: Vec<Vec<u8>> = Vec::with_capacity(4);
+    let mut pooled_planes = Vec::with_capacity(3);
     for p in POOLED {
         let pooled = pooling::pool_ragged(tokens.view(), &offsets, p)?;
-        frames.push(codec::encode_block(pooled.as_slice().unwrap_or_default(), dtype)?);
+        let planes = codec::encode_shuffled(pooled.as_slice().unwrap_or_default(), dtype);
+        frames.push(codec::compress(&codec::transpose_high_planes(&planes, n, hidden, dtype, true), None)?);
+        pooled_planes.push(planes);
     }
-    frames.push(codec::encode_block(tokens.as_slice().unwrap_or_default(), dtype)?);
+    let prefix = tokens_prefix(&pooled_planes, dtype);
+    frames.push(codec::compress(&codec::encode_shuffled(tokens.as_slice().unwrap_or_default(), dtype), Some(&prefix))?);
 
-    let n = keys.len();
     let body_len: usize = frames.iter().map(Vec::len).sum::<usize>() + n * 36;
     let mut out = Vec::with_capacity(HEADER_LEN + body_len);
     out.extend_from_slice(MAGIC);
@@ -131,6 +135,21 @@ pub fn encode(
         out.extend_from_slice(f);
     }
     Ok(out)
+}
+
+/// The prefix the token frame is compressed against: the row-major byte planes of the `3n x hidden` block
+/// `[last; mean; first]`, i.e. plane by plane, frame 0's plane, then frame 1's, then frame 2's. It lets the token
+/// frame refer to the last and first token rows (exact copies) instead of storing them twice.
+fn tokens_prefix(pooled_planes: &[Vec<u8>], dtype: StorageDtype) -> Vec<u8> {
+    let k = dtype.size();
+    let m = pooled_planes.first().map_or(0, |p| p.len() / k);
+    let mut prefix = Vec::with_capacity(3 * m * k);
+    for plane in 0..k {
+        for frame in pooled_planes {
+            prefix.extend_from_slice(&frame[plane * m..(plane + 1) * m]);
+        }
+    }
+    prefix
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -265,23 +284,34 @@ impl<'a> RecordView<'a> {
         Ok(f)
     }
 
+    /// The row-major byte planes of pooled frame `frame` (0 last token, 1 mean, 2 first token).
+    fn pooled_planes(&self, frame: usize) -> Result<Vec<u8>> {
+        let m = self.n_prompts * self.hidden;
+        let columns = codec::decompress(self.frame(frame)?, m * self.dtype.size(), None)?;
+        Ok(codec::transpose_high_planes(&columns, self.n_prompts, self.hidden, self.dtype, false))
+    }
+
     /// Decodes a pooled frame: `(n_prompts * hidden)` values, prompt-major.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the frame is damaged.
     pub fn decode_pooled(&self, frame: usize) -> Result<Vec<f32>> {
         let mut out = vec![0.0f32; self.n_prompts * self.hidden];
-        codec::decode_block(self.frame(frame)?, self.dtype, &mut out)?;
+        codec::decode_shuffled(&self.pooled_planes(frame)?, self.dtype, &mut out)?;
         Ok(out)
     }
 
     /// Decodes the token frame: `(total_tokens * hidden)` values, prompts in order.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the frame is damaged.
+    /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged.
     pub fn decode_tokens(&self) -> Result<Vec<f32>> {
-        let mut out = vec![0.0f32; self.total_tokens * self.hidden];
-        codec::decode_block(self.frame(TOKENS_FRAME)?, self.dtype, &mut out)?;
+        let pooled = (0..3).map(|f| self.pooled_planes(f)).collect::<Result<Vec<_>>>()?;
+        let prefix = tokens_prefix(&pooled, self.dtype);
+        let m = self.total_tokens * self.hidden;
+        let planes = codec::decompress(self.frame(TOKENS_FRAME)?, m * self.dtype.size(), Some(&prefix))?;
+        let mut out = vec![0.0f32; m];
+        codec::decode_shuffled(&planes, self.dtype, &mut out)?;
         Ok(out)
     }
 
