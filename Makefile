@@ -67,6 +67,7 @@ fmt: $(DEPS) ## Format Rust and Python sources in place.
 bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-results/.
 	mkdir -p bench-results
 	$(PY) -m pytest benches -q --benchmark-enable --benchmark-only --benchmark-json=bench-results/python.json
+	$(PY) benches/store_vs_lmprobe.py --out bench-results/store.json
 	cargo bench -p fastprobe-core --quiet
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).

@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use only the first N prompts (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--order", choices=["text", "length"], default="text", help="fastprobe's batch order")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "store.json")
     args = parser.parse_args(argv)
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         prompts = [row["statement"] for row in csv.DictReader(f)][: args.limit]
     model = str(smollm2())
     work = Path(tempfile.mkdtemp(prefix="fastprobe-bench-store-"))
-    results: dict[str, Any] = {"prompts": len(prompts), "layers": 30, "device": "cpu"}
+    results: dict[str, Any] = {"prompts": len(prompts), "layers": 30, "device": "cpu", "order": args.order}
     try:
         # ---- lmprobe: its own cache of the same prompts and layers.
         os.environ["LMPROBE_CACHE_DIR"] = str(work / "lmprobe")
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         from lmprobe.cache import set_cache_backend
 
         set_cache_backend(None)
-        lm_probe = LmProbe(model=model, layers="all", device="cpu", batch_size=args.batch_size)
+        lm_probe = LmProbe(model=model, layers="all", device="cpu")  # lmprobe's default batch size
         t0 = time.perf_counter()
         lm_probe.warmup(prompts)
         results["lmprobe_extract_s"] = time.perf_counter() - t0
@@ -94,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         batches: list[tuple[list[str], np.ndarray, np.ndarray]] = []
         store = ActivationStore(work / "fastprobe")  # bfloat16, the default
         t0 = time.perf_counter()
-        for idx, captured, mask in _forward_batches(loaded, prompts, layers, args.batch_size, progress=True):
+        batches_iter = _forward_batches(loaded, prompts, layers, args.batch_size, True, args.order)
+        for idx, captured, mask in batches_iter:
             m = mask.numpy().astype(bool)
             tokens = np.stack([captured[layer].float().numpy()[m] for layer in layers])
             names = [prompts[i] for i in idx]
@@ -167,16 +169,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, a, b, ratio in rows:
         print(f"{name:48} {a:>12} {b:>12}  {ratio}")
     print(
-        f"store compression vs raw bfloat16: {r['store_ratio_vs_bf16']:.2f}x (vs float32 {r['store_ratio_vs_f32']:.2f}x); "
-        f"plain zstd level 1: {r['plain_zstd1_ratio_vs_bf16']:.2f}x, level 3: {r['plain_zstd3_ratio_vs_bf16']:.2f}x"
+        f"store compression vs raw bfloat16: {r['store_ratio_vs_bf16']:.2f}x "
+        f"(vs float32 {r['store_ratio_vs_f32']:.2f}x); plain zstd level 1: {r['plain_zstd1_ratio_vs_bf16']:.2f}x, "
+        f"level 3: {r['plain_zstd3_ratio_vs_bf16']:.2f}x"
     )
     print(
         f"one core, MB/s of raw float32: store write {r['store_write_MBps_f32_1core']:,.0f}, "
         f"read {r['store_read_MBps_f32_1core']:,.0f} (all cores {r['store_read_MBps_f32_all_cores']:,.0f}); "
-        f"plain zstd-1 compress {r['plain_zstd1_compress_MBps_f32']:,.0f}, decompress {r['plain_zstd1_decompress_MBps_f32']:,.0f}"
+        f"plain zstd-1 compress {r['plain_zstd1_compress_MBps_f32']:,.0f}, "
+        f"decompress {r['plain_zstd1_decompress_MBps_f32']:,.0f}"
     )
     print(
-        f"pooled values agree with lmprobe's to {r['pooled_read_max_abs_diff_over_scale']:.1e} of their scale (bfloat16 storage)"
+        f"pooled values agree with lmprobe's to {r['pooled_read_max_abs_diff_over_scale']:.1e} of their scale "
+        "(bfloat16 storage)"
     )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
