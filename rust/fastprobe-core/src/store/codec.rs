@@ -163,6 +163,36 @@ pub fn decode_shuffled(planes: &[u8], dtype: StorageDtype, out: &mut [f32]) -> R
     Ok(())
 }
 
+/// Decodes values `start..start + out.len()` of a block of `m` values stored as byte planes straight into `out`
+/// (the fast path of [`decode_shuffled`] for a slice of rows).
+///
+/// # Panics
+/// If the range is outside the block; callers check sizes when they parse a record.
+pub fn widen_range(planes: &[u8], m: usize, dtype: StorageDtype, start: usize, out: &mut [f32]) {
+    let n = out.len();
+    let plane = |p: usize| &planes[p * m + start..p * m + start + n];
+    match dtype {
+        StorageDtype::Bfloat16 => {
+            let (lo, hi) = (plane(0), plane(1));
+            for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+                *o = f32::from_bits((u32::from(h) << 24) | (u32::from(l) << 16));
+            }
+        }
+        StorageDtype::Float16 => {
+            let (lo, hi) = (plane(0), plane(1));
+            for ((o, &l), &h) in out.iter_mut().zip(lo).zip(hi) {
+                *o = f16::from_bits(u16::from_le_bytes([l, h])).to_f32();
+            }
+        }
+        StorageDtype::Float32 => {
+            let (p0, p1, p2, p3) = (plane(0), plane(1), plane(2), plane(3));
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = f32::from_le_bytes([p0[i], p1[i], p2[i], p3[i]]);
+            }
+        }
+    }
+}
+
 /// Compresses bytes into one zstd frame (its content size recorded), optionally against a raw-content prefix that
 /// decompression must be given too.
 ///
@@ -210,26 +240,24 @@ pub fn decompress(frame: &[u8], expected_len: usize, prefix: Option<&[u8]>) -> R
 /// Pooled vectors share little across rows but a lot down each hidden unit (a unit's magnitude is stable), so
 /// their exponent planes compress about 10% better column-major.
 #[must_use]
-pub fn transpose_high_planes(
-    planes: &[u8],
-    rows: usize,
-    hidden: usize,
-    dtype: StorageDtype,
-    to_columns: bool,
-) -> Vec<u8> {
+pub fn transpose_high_planes(planes: &[u8], rows: usize, hidden: usize, dtype: StorageDtype, to_columns: bool) -> Vec<u8> {
     let n = rows * hidden;
-    let mut out = planes.to_vec();
     let first_high = if dtype == StorageDtype::Float32 { 2 } else { 1 };
+    let mut out = Vec::with_capacity(planes.len());
+    out.extend_from_slice(&planes[..first_high * n]);
     for p in first_high..dtype.size() {
         let src = &planes[p * n..(p + 1) * n];
-        let dst = &mut out[p * n..(p + 1) * n];
-        for r in 0..rows {
-            for h in 0..hidden {
-                if to_columns {
-                    dst[h * rows + r] = src[r * hidden + h];
-                } else {
-                    dst[r * hidden + h] = src[h * rows + r];
-                }
+        let start = out.len();
+        out.resize(start + n, 0);
+        let dst = &mut out[start..];
+        if rows == 0 || hidden == 0 {
+            continue;
+        }
+        // Walk the destination in order; each destination run gathers one column (or row) of the source.
+        let (outer, inner) = if to_columns { (hidden, rows) } else { (rows, hidden) };
+        for (a, run) in dst.chunks_exact_mut(inner).enumerate().take(outer) {
+            for (b, d) in run.iter_mut().enumerate() {
+                *d = src[b * outer + a];
             }
         }
     }

@@ -587,15 +587,16 @@ impl Store {
         let groups: Vec<(u64, Vec<(u32, usize)>)> = groups.into_iter().collect();
         groups.par_iter().try_for_each(|(rid, wanted)| {
             self.with_record(&state.records[rid], &state.prompts, |view| {
-                let decoded = view.decode_tokens()?;
+                let planes = view.token_planes()?;
+                let m = view.total_tokens * h;
                 let o = view.token_offsets();
                 for &(row, c) in wanted {
                     let (i, j) = (c / l, c % l);
                     for t in 0..(o[row as usize + 1] - o[row as usize]) {
-                        let src = &decoded[(o[row as usize] + t) * h..(o[row as usize] + t + 1) * h];
                         // SAFETY: cell (i, j) is written by this group only; token row offsets[i] + t < offsets[i+1]
                         // and column block j are inside `out` and disjoint from every other cell's.
-                        unsafe { dst.write((offsets[i] + t) * width + j * h, src) };
+                        let dst_row = unsafe { dst.slice((offsets[i] + t) * width + j * h, h) };
+                        codec::widen_range(&planes, m, view.dtype, (o[row as usize] + t) * h, dst_row);
                     }
                 }
                 Ok(())
@@ -905,6 +906,16 @@ unsafe impl Send for SharedOut {}
 unsafe impl Sync for SharedOut {}
 
 impl SharedOut {
+    /// The `len` values at `self + at`, as a slice to write.
+    ///
+    /// # Safety
+    /// `at..at + len` must lie inside the buffer and be accessed by no other task while the slice lives.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn slice<'a>(self, at: usize, len: usize) -> &'a mut [f32] {
+        // SAFETY: guaranteed by the caller.
+        unsafe { std::slice::from_raw_parts_mut(self.0.add(at), len) }
+    }
+
     /// Copies `src` to `self + at`.
     ///
     /// # Safety

@@ -301,17 +301,25 @@ impl<'a> RecordView<'a> {
         Ok(out)
     }
 
+    /// Decompresses the token frame into its byte planes (`total_tokens * hidden` values; see
+    /// [`codec::widen_range`] to decode rows from them).
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged.
+    pub fn token_planes(&self) -> Result<Vec<u8>> {
+        let pooled = (0..3).map(|f| self.pooled_planes(f)).collect::<Result<Vec<_>>>()?;
+        let prefix = tokens_prefix(&pooled, self.dtype);
+        codec::decompress(self.frame(TOKENS_FRAME)?, self.total_tokens * self.hidden * self.dtype.size(), Some(&prefix))
+    }
+
     /// Decodes the token frame: `(total_tokens * hidden)` values, prompts in order.
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged.
     pub fn decode_tokens(&self) -> Result<Vec<f32>> {
-        let pooled = (0..3).map(|f| self.pooled_planes(f)).collect::<Result<Vec<_>>>()?;
-        let prefix = tokens_prefix(&pooled, self.dtype);
         let m = self.total_tokens * self.hidden;
-        let planes = codec::decompress(self.frame(TOKENS_FRAME)?, m * self.dtype.size(), Some(&prefix))?;
         let mut out = vec![0.0f32; m];
-        codec::decode_shuffled(&planes, self.dtype, &mut out)?;
+        codec::widen_range(&self.token_planes()?, m, self.dtype, 0, &mut out);
         Ok(out)
     }
 
