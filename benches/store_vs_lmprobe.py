@@ -56,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=None, help="use only the first N prompts (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--order", choices=["text", "length"], default="text", help="fastprobe's batch order")
+    parser.add_argument("--record-prompts", type=int, default=64, help="prompts per stored record")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "store.json")
     args = parser.parse_args(argv)
@@ -75,7 +76,13 @@ def main(argv: list[str] | None = None) -> int:
         prompts = [row["statement"] for row in csv.DictReader(f)][: args.limit]
     model = str(smollm2())
     work = Path(tempfile.mkdtemp(prefix="fastprobe-bench-store-"))
-    results: dict[str, Any] = {"prompts": len(prompts), "layers": 30, "device": "cpu", "order": args.order}
+    results: dict[str, Any] = {
+        "prompts": len(prompts),
+        "layers": 30,
+        "device": "cpu",
+        "order": args.order,
+        "record_prompts": args.record_prompts,
+    }
     try:
         # ---- lmprobe: its own cache of the same prompts and layers.
         os.environ["LMPROBE_CACHE_DIR"] = str(work / "lmprobe")
@@ -96,12 +103,24 @@ def main(argv: list[str] | None = None) -> int:
         store = ActivationStore(work / "fastprobe")  # bfloat16, the default
         t0 = time.perf_counter()
         batches_iter = _forward_batches(loaded, prompts, layers, args.batch_size, True, args.order)
+        group: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+
+        def flush() -> None:  # one record per --record-prompts prompts, as extract_to_store writes them
+            if group:
+                names = [n for g in group for n in g[0]]
+                tokens = np.concatenate([g[1] for g in group], axis=1)
+                counts = np.concatenate([g[2] for g in group])
+                store.write(names, tokens, counts, sites=layers)
+                batches.append((names, tokens, counts))
+                group.clear()
+
         for idx, captured, mask in batches_iter:
             m = mask.numpy().astype(bool)
             tokens = np.stack([captured[layer].float().numpy()[m] for layer in layers])
-            names = [prompts[i] for i in idx]
-            store.write(names, tokens, m.sum(axis=1), sites=layers)
-            batches.append((names, tokens, m.sum(axis=1)))
+            group.append(([prompts[i] for i in idx], tokens, m.sum(axis=1)))
+            if sum(len(g[0]) for g in group) >= args.record_prompts:
+                flush()
+        flush()
         results["fastprobe_extract_and_write_s"] = time.perf_counter() - t0
         results["fastprobe_bytes"] = du(work / "fastprobe")
         raw_f32 = sum(t.nbytes for _, t, _ in batches)

@@ -244,10 +244,13 @@ def extract_to_store(
     batch_size: int = 8,
     progress: bool = True,
     order: str = "text",
+    record_prompts: int = 64,
 ) -> int:
     """Run the model over the prompts not yet in ``store`` and write every token of ``layers`` into it.
 
-    Each batch is written (atomically, without padding, with its pooled vectors) as soon as it completes.
+    Batches are written (atomically, without padding, with their pooled vectors) as soon as ``record_prompts``
+    prompts have completed: larger records compress better (shared prompt prefixes land in one record). A killed
+    process loses at most the prompts not yet written; everything written stays.
 
     Parameters
     ----------
@@ -268,6 +271,8 @@ def extract_to_store(
         prefix together, so the activations of the shared tokens (identical in a causal model) compress to one
         copy: on the cities statements the store is about 13% smaller than with ``"length"``, which pads less
         (about 20% fewer forward-pass tokens) but splits such prompts apart.
+    record_prompts : int, default=64
+        Prompts per stored record (and per atomic write): at least ``batch_size``.
 
     Returns
     -------
@@ -280,8 +285,25 @@ def extract_to_store(
     missing = [p for p, have in zip(unique, store.contains(unique, sites), strict=True) if not have]
     if not missing:
         return 0
+    names: list[str] = []
+    slabs: list[np.ndarray] = []
+    counts: list[np.ndarray] = []
+
+    def flush() -> None:
+        if names:
+            store.write(names, np.concatenate(slabs, axis=1), np.concatenate(counts), sites)
+            names.clear()
+            slabs.clear()
+            counts.clear()
+
     for idx, captured, mask in _forward_batches(loaded, missing, sites, batch_size, progress, order):
-        store.write_padded([missing[i] for i in idx], [captured[s] for s in sites], mask, sites)
+        m = mask.numpy().astype(bool)
+        slabs.append(np.stack([captured[s].float().cpu().numpy()[m] for s in sites]))
+        counts.append(m.sum(axis=1))
+        names.extend(missing[i] for i in idx)
+        if len(names) >= record_prompts:
+            flush()
+    flush()
     return len(missing)
 
 

@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 /// zstd level used for activation frames: level 1 is within a few percent of higher levels on shuffled
 /// activations and several times faster to write.
 pub const ZSTD_LEVEL: i32 = 1;
+/// zstd window (log2 bytes) of every frame: decoders need this much memory per frame being decoded.
+pub const WINDOW_LOG: u32 = 22;
 
 /// How values are stored on disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,6 +207,10 @@ pub fn compress(bytes: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>> {
     let mut cctx = CCtx::create();
     cctx.set_parameter(CParameter::CompressionLevel(ZSTD_LEVEL)).map_err(fail)?;
     cctx.set_parameter(CParameter::ContentSizeFlag(true)).map_err(fail)?;
+    // A record of many prompts exceeds level 1's default 512 KiB window; repeats (shared prompt prefixes) can be
+    // that far apart. 4 MiB of window and a larger match table cost little speed.
+    cctx.set_parameter(CParameter::WindowLog(WINDOW_LOG)).map_err(fail)?;
+    cctx.set_parameter(CParameter::HashLog(17)).map_err(fail)?;
     if let Some(p) = prefix {
         cctx.ref_prefix(p).map_err(fail)?;
     }
