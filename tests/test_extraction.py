@@ -129,3 +129,16 @@ def test_extract_to_store_matches_direct_pooling_and_skips_cached(tmp_path) -> N
     alone = unpadded_reference(loaded, PROMPTS[3])[2][0].numpy()  # block 1's output, no padding at all
     assert offsets.tolist() == [0, len(alone)]
     np.testing.assert_allclose(values, alone, atol=2e-5, rtol=1e-4)
+
+
+def test_model_fingerprint_separates_what_changes_activations() -> None:
+    from fastprobe.extraction import model_fingerprint
+
+    base = model_fingerprint(load_model(tiny_model("llama"), device="cpu"))
+    assert base["model"] == str(tiny_model("llama")) and base["dtype"] == "float32"
+    assert base["weights"].startswith("sha256:") and base["site"] == "residual"
+    assert model_fingerprint(load_model(tiny_model("llama"), device="cpu", dtype="bfloat16"))["dtype"] == "bfloat16"
+    other_weights = model_fingerprint(load_model(tiny_model("llama", seed=1), device="cpu"))
+    assert other_weights["weights"] != base["weights"]
+    left = model_fingerprint(load_model(tiny_model("llama", padding_side="left"), device="cpu"))
+    assert left["tokenizer"]["padding_side"] == "left" != base["tokenizer"]["padding_side"]

@@ -20,7 +20,15 @@ from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptio
 from fastprobe.pooling import pool
 from fastprobe.store import ActivationStore
 
-__all__ = ["LoadedModel", "decoder_blocks", "extract_pooled", "extract_to_store", "load_model", "resolve_device"]
+__all__ = [
+    "LoadedModel",
+    "decoder_blocks",
+    "extract_pooled",
+    "extract_to_store",
+    "load_model",
+    "model_fingerprint",
+    "resolve_device",
+]
 
 #: Attribute paths searched, in order, for a model's list of decoder (or encoder) blocks.
 BLOCK_PATHS: tuple[str, ...] = (
@@ -180,6 +188,61 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
         loaded = LoadedModel(path, model, tokenizer, resolved, len(blocks), hidden)
         _MODELS[key] = loaded
         return loaded
+
+
+def _weights_digest(path: str) -> str | None:
+    """SHA-256 over each weight file's name, size and first and last MiB (cheap, and changes with the weights)."""
+    import hashlib
+
+    if not os.path.isdir(path):
+        return None
+    h = hashlib.sha256()
+    names = sorted(n for n in os.listdir(path) if n.endswith((".safetensors", ".bin", ".pt", ".gguf")))
+    for name in names:
+        full = os.path.join(path, name)
+        size = os.path.getsize(full)
+        h.update(f"{name}:{size}:".encode())
+        with open(full, "rb") as f:
+            h.update(f.read(1 << 20))
+            if size > 2 << 20:
+                f.seek(-(1 << 20), os.SEEK_END)
+                h.update(f.read(1 << 20))
+    return "sha256:" + h.hexdigest() if names else None
+
+
+def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, Any]:
+    """Describe everything that changes a model's activations, as the key of its activation store.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        From :func:`load_model`.
+    site : str, default="residual"
+        The hook site scheme (``"residual"``: site ``i`` is the output of block ``i``).
+
+    Returns
+    -------
+    dict
+        ``model`` (id or path), ``revision`` (the Hub commit when known), ``weights`` (a digest of the local weight
+        files), ``dtype``, ``tokenizer`` (class, padding side, special tokens, vocabulary size) and ``site``.
+    """
+    tok = loaded.tokenizer
+    config = loaded.model.config
+    return {
+        "model": loaded.name,
+        "revision": getattr(config, "_commit_hash", None),
+        "weights": _weights_digest(loaded.name),
+        "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch."),
+        "architecture": type(loaded.model).__name__,
+        "tokenizer": {
+            "class": type(tok).__name__,
+            "padding_side": tok.padding_side,
+            "vocab_size": len(tok),
+            "special_tokens": {k: str(v) for k, v in sorted(tok.special_tokens_map.items())},
+            "add_bos": bool(getattr(tok, "add_bos_token", False)),
+        },
+        "site": site,
+    }
 
 
 class _StopForward(Exception):

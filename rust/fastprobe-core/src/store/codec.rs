@@ -246,7 +246,13 @@ pub fn decompress(frame: &[u8], expected_len: usize, prefix: Option<&[u8]>) -> R
 /// Pooled vectors share little across rows but a lot down each hidden unit (a unit's magnitude is stable), so
 /// their exponent planes compress about 10% better column-major.
 #[must_use]
-pub fn transpose_high_planes(planes: &[u8], rows: usize, hidden: usize, dtype: StorageDtype, to_columns: bool) -> Vec<u8> {
+pub fn transpose_high_planes(
+    planes: &[u8],
+    rows: usize,
+    hidden: usize,
+    dtype: StorageDtype,
+    to_columns: bool,
+) -> Vec<u8> {
     let n = rows * hidden;
     let first_high = if dtype == StorageDtype::Float32 { 2 } else { 1 };
     let mut out = Vec::with_capacity(planes.len());
