@@ -142,3 +142,19 @@ def test_model_fingerprint_separates_what_changes_activations() -> None:
     assert other_weights["weights"] != base["weights"]
     left = model_fingerprint(load_model(tiny_model("llama", padding_side="left"), device="cpu"))
     assert left["tokenizer"]["padding_side"] == "left" != base["tokenizer"]["padding_side"]
+
+
+@pytest.mark.gpu
+def test_cuda_extract_to_store_matches_cpu(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastprobe import ActivationStore
+    from fastprobe.extraction import extract_to_store
+
+    path = tiny_model("gpt2")
+    cpu_store = ActivationStore(tmp_path / "cpu", dtype="float32")
+    gpu_store = ActivationStore(tmp_path / "gpu", dtype="float32")
+    extract_to_store(load_model(path, device="cpu"), PROMPTS, [0, 3], cpu_store, batch_size=2, progress=False)
+    extract_to_store(load_model(path, device="cuda"), PROMPTS, [0, 3], gpu_store, batch_size=2, progress=False)
+    want, offsets = cpu_store.read_tokens(PROMPTS, [0, 3])
+    got, got_offsets = gpu_store.read_tokens(PROMPTS, [0, 3])
+    np.testing.assert_array_equal(got_offsets, offsets)
+    np.testing.assert_allclose(got, want, atol=1e-4 * float(np.abs(want).max()), rtol=0)
