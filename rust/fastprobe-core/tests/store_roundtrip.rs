@@ -123,3 +123,17 @@ fn eviction_drops_least_recently_used_and_compaction_reclaims_space() {
     writer.write(&p, &c, &[0], &[t.view()], None).unwrap();
     assert_eq!(reader.read_tokens(&p, &[0]).unwrap().0, t);
 }
+
+#[test]
+fn compaction_removes_segments_no_commit_ever_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    let (p, c, t) = batch(&["kept"], 8, 0.0);
+    store.write(&p, &c, &[0], &[t.view()], None).unwrap();
+    // A segment created by a writer that was killed before committing anything to it.
+    std::fs::write(dir.path().join("segments/00000007.fps"), b"FPSEG001\x07\x00\x00\x00\x00\x00\x00\x00junk").unwrap();
+    store.compact().unwrap();
+    assert!(!dir.path().join("segments/00000007.fps").exists());
+    assert_eq!(store.read_tokens(&p, &[0]).unwrap().0.dim(), (t.nrows(), 8));
+    assert!(store.verify().unwrap().is_empty());
+}

@@ -99,6 +99,19 @@ fn now_ns() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
 }
 
+/// Opens a file for reading and writing, creating it if needed, without truncating it.
+fn open_rw(path: &Path) -> Result<File> {
+    OpenOptions::new().create(true).truncate(false).read(true).write(true).open(path).map_err(io_err(path))
+}
+
+/// Writes a segment file's header into an empty file.
+fn write_segment_header(f: &mut File, path: &Path, segment: u32) -> Result<()> {
+    let mut header = SEGMENT_MAGIC.to_vec();
+    header.extend_from_slice(&segment.to_le_bytes());
+    header.extend_from_slice(&[0u8; 4]);
+    f.write_all(&header).map_err(io_err(path))
+}
+
 fn segment_path(dir: &Path, segment: u32) -> PathBuf {
     dir.join(SEGMENTS_DIR).join(format!("{segment:08}.fps"))
 }
@@ -190,7 +203,7 @@ impl Store {
 
     fn lock_dir(dir: &Path) -> Result<File> {
         let path = dir.join(LOCK_FILE);
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&path).map_err(io_err(&path))?;
+        let f = open_rw(&path)?;
         f.lock().map_err(io_err(&path))?;
         Ok(f)
     }
@@ -234,17 +247,10 @@ impl Store {
     /// Opens (or creates) the index log for appending, truncating an unfinished tail. Caller holds the lock.
     fn open_index_for_append(&self, state: &mut IndexState) -> Result<File> {
         let path = self.dir.join(INDEX_FILE);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut f = open_rw(&path)?;
         let len = f.metadata().map_err(io_err(&path))?.len();
         if len < index::HEADER_LEN as u64 {
-            let generation =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+            let generation = now_ns().max(1);
             f.set_len(0).map_err(io_err(&path))?;
             f.write_all(&index::encode_header(generation)).and_then(|()| f.sync_all()).map_err(io_err(&path))?;
             sync_dir(&self.dir)?;
@@ -275,23 +281,13 @@ impl Store {
     fn open_segment_for_append(&self, state: &IndexState) -> Result<(u32, File, u64)> {
         let (segment, end) = match state.segment_end.iter().next_back() {
             Some((&s, &e)) if e < SEGMENT_TARGET_BYTES => (s, e),
-            Some((&s, _)) => (s + 1, 0),
-            None => (self.next_free_segment(state)?, 0),
+            _ => (self.next_free_segment(state)?, 0), // numbers are never reused, even of removed segments
         };
         let path = segment_path(&self.dir, segment);
-        let mut f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut f = open_rw(&path)?;
         let end = if end == 0 {
             f.set_len(0).map_err(io_err(&path))?;
-            let mut header = SEGMENT_MAGIC.to_vec();
-            header.extend_from_slice(&segment.to_le_bytes());
-            header.extend_from_slice(&[0u8; 4]);
-            f.write_all(&header).map_err(io_err(&path))?;
+            write_segment_header(&mut f, &path, segment)?;
             sync_dir(&self.dir.join(SEGMENTS_DIR))?;
             SEGMENT_HEADER_LEN
         } else {
@@ -726,10 +722,7 @@ impl Store {
                 let target = self.next_free_segment(state)?;
                 let path = segment_path(&self.dir, target);
                 let mut f = File::create(&path).map_err(io_err(&path))?;
-                let mut header = SEGMENT_MAGIC.to_vec();
-                header.extend_from_slice(&target.to_le_bytes());
-                header.extend_from_slice(&[0u8; 4]);
-                f.write_all(&header).map_err(io_err(&path))?;
+                write_segment_header(&mut f, &path, target)?;
                 let mut offset = SEGMENT_HEADER_LEN;
                 let mut ops = Vec::with_capacity(moving.len());
                 for m in &moving {
@@ -754,7 +747,24 @@ impl Store {
             }
             sync_dir(&self.dir.join(SEGMENTS_DIR))?;
         }
+        self.remove_orphan_segments(state)?;
         self.rewrite_index(state)
+    }
+
+    /// Removes segment files that no committed record ever used (left by a writer killed before its commit).
+    /// Caller holds the lock, so no writer is between creating a segment and committing to it.
+    fn remove_orphan_segments(&self, state: &IndexState) -> Result<()> {
+        let dir = self.dir.join(SEGMENTS_DIR);
+        for entry in fs::read_dir(&dir).map_err(io_err(&dir))? {
+            let path = entry.map_err(io_err(&dir))?.path();
+            let number = path.file_name().and_then(|n| n.to_str()).and_then(|n| n.strip_suffix(".fps"));
+            if let Some(n) = number.and_then(|n| n.parse::<u32>().ok())
+                && !state.segment_end.contains_key(&n)
+            {
+                fs::remove_file(&path).map_err(io_err(&path))?;
+            }
+        }
+        Ok(())
     }
 
     /// Replaces the index log with a snapshot of the live state (new generation), atomically.
