@@ -139,29 +139,7 @@ pub fn decode_shuffled(planes: &[u8], dtype: StorageDtype, out: &mut [f32]) -> R
             n * dtype.size()
         )));
     }
-    match dtype {
-        StorageDtype::Float32 => {
-            let (p0, rest) = planes.split_at(n);
-            let (p1, rest) = rest.split_at(n);
-            let (p2, p3) = rest.split_at(n);
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = f32::from_le_bytes([p0[i], p1[i], p2[i], p3[i]]);
-            }
-        }
-        StorageDtype::Float16 => {
-            let (lo, hi) = planes.split_at(n);
-            for (i, o) in out.iter_mut().enumerate() {
-                *o = f16::from_bits(u16::from_le_bytes([lo[i], hi[i]])).to_f32();
-            }
-        }
-        StorageDtype::Bfloat16 => {
-            let (lo, hi) = planes.split_at(n);
-            for (i, o) in out.iter_mut().enumerate() {
-                // bfloat16 is the top half of a float32: widening is a shift, exact.
-                *o = f32::from_bits(u32::from(u16::from_le_bytes([lo[i], hi[i]])) << 16);
-            }
-        }
-    }
+    widen_range(planes, n, dtype, 0, out);
     Ok(())
 }
 

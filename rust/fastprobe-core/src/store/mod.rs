@@ -446,17 +446,27 @@ impl Store {
     }
 
     /// Looks up every (prompt, site) cell: `cells[i * sites.len() + j] = (record id, row)`.
-    fn locate(state: &IndexState, keys: &[Key], prompts: &[String], sites: &[u32]) -> Result<Vec<(u64, u32)>> {
-        let mut cells = Vec::with_capacity(keys.len() * sites.len());
-        for (i, k) in keys.iter().enumerate() {
+    fn locate(state: &IndexState, prompts: &[String], sites: &[u32]) -> Result<Vec<(u64, u32)>> {
+        let mut cells = Vec::with_capacity(prompts.len() * sites.len());
+        for (i, p) in prompts.iter().enumerate() {
+            let k = key_of(p);
             for &s in sites {
-                let cell = state.by_key.get(&(*k, s)).ok_or_else(|| {
+                let cell = state.by_key.get(&(k, s)).ok_or_else(|| {
                     Error::Missing(format!("prompt {:?} has no stored activations at site {s}", prompts[i]))
                 })?;
                 cells.push(*cell);
             }
         }
         Ok(cells)
+    }
+
+    /// The cells each record serves, so every record is decoded once: `(record id, [(row, cell index), ...])`.
+    fn group_by_record(cells: &[(u64, u32)]) -> Vec<(u64, Vec<(u32, usize)>)> {
+        let mut groups: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
+        for (c, &(rid, row)) in cells.iter().enumerate() {
+            groups.entry(rid).or_default().push((row, c));
+        }
+        groups.into_iter().collect()
     }
 
     fn hidden_of(state: &IndexState, cells: &[(u64, u32)]) -> Result<usize> {
@@ -492,18 +502,13 @@ impl Store {
 
     fn read_pooled_once(&self, prompts: &[String], sites: &[u32], pooling: Pooling) -> Result<Array2<f32>> {
         self.refresh()?;
-        let keys: Vec<Key> = prompts.iter().map(|p| key_of(p)).collect();
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, &keys, prompts, sites)?;
+        let cells = Self::locate(&state, prompts, sites)?;
         let h = Self::hidden_of(&state, &cells)?;
-        let (n, l) = (keys.len(), sites.len());
-        let mut groups: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
-        for (c, &(rid, row)) in cells.iter().enumerate() {
-            groups.entry(rid).or_default().push((row, c));
-        }
+        let (n, l) = (prompts.len(), sites.len());
         let mut out = Array2::<f32>::zeros((n, l * h));
         let dst = SharedOut(out.as_mut_ptr());
-        let groups: Vec<(u64, Vec<(u32, usize)>)> = groups.into_iter().collect();
+        let groups = Self::group_by_record(&cells);
         groups.par_iter().try_for_each(|(rid, wanted)| {
             let meta = &state.records[rid];
             self.with_record(meta, &state.prompts, |view| {
@@ -550,11 +555,10 @@ impl Store {
 
     fn read_tokens_once(&self, prompts: &[String], sites: &[u32]) -> Result<(Array2<f32>, Vec<usize>)> {
         self.refresh()?;
-        let keys: Vec<Key> = prompts.iter().map(|p| key_of(p)).collect();
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, &keys, prompts, sites)?;
+        let cells = Self::locate(&state, prompts, sites)?;
         let h = Self::hidden_of(&state, &cells)?;
-        let (n, l) = (keys.len(), sites.len());
+        let (n, l) = (prompts.len(), sites.len());
         let mut offsets = vec![0usize; n + 1];
         for i in 0..n {
             let count = |j: usize| {
@@ -573,14 +577,10 @@ impl Store {
             }
             offsets[i + 1] = offsets[i] + t;
         }
-        let mut groups: HashMap<u64, Vec<(u32, usize)>> = HashMap::new();
-        for (c, &(rid, row)) in cells.iter().enumerate() {
-            groups.entry(rid).or_default().push((row, c));
-        }
         let width = l * h;
         let mut out = Array2::<f32>::zeros((offsets[n], width));
         let dst = SharedOut(out.as_mut_ptr());
-        let groups: Vec<(u64, Vec<(u32, usize)>)> = groups.into_iter().collect();
+        let groups = Self::group_by_record(&cells);
         groups.par_iter().try_for_each(|(rid, wanted)| {
             self.with_record(&state.records[rid], &state.prompts, |view| {
                 let planes = view.token_planes()?;
