@@ -46,6 +46,7 @@ def du(path: Path) -> int:
 def median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
     times, out = [], None
     for _ in range(repeats):
+        out = None  # free the previous result first, as a loop over calls would
         t0 = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t0)

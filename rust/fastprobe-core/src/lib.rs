@@ -8,8 +8,10 @@
 //!   attention mask) or ragged (unpadded) token blocks.
 //! - [`store`]: the activation store (compressed, checksummed, crash-safe segment files and index).
 //! - [`parallel`]: the thread pools the kernels run on.
+//! - [`buffer`]: large output arrays.
 #![deny(missing_docs)]
 
+pub mod buffer;
 pub mod error;
 pub mod parallel;
 pub mod pooling;

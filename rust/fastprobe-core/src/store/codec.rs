@@ -203,15 +203,34 @@ pub fn compress(bytes: &[u8], prefix: Option<&[u8]>) -> Result<Vec<u8>> {
 /// # Errors
 /// [`Error::Corrupt`] when the frame is damaged or decodes to another length.
 pub fn decompress(frame: &[u8], expected_len: usize, prefix: Option<&[u8]>) -> Result<Vec<u8>> {
-    use zstd::zstd_safe::DCtx;
-    let bad = |what: String| Error::Corrupt(format!("zstd frame of {} bytes {what}", frame.len()));
-    let mut dctx = DCtx::create();
-    if let Some(p) = prefix {
-        dctx.ref_prefix(p).map_err(|c| bad(format!("rejects its prefix: {}", zstd::zstd_safe::get_error_name(c))))?;
+    use zstd::zstd_safe::{DCtx, ResetDirective};
+    thread_local! {
+        /// One decompression context per thread, reused: creating one costs about as much as decoding a small frame.
+        static DCTX: std::cell::Cell<Option<DCtx<'static>>> = const { std::cell::Cell::new(None) };
     }
+    let bad = |what: String| Error::Corrupt(format!("zstd frame of {} bytes {what}", frame.len()));
+    // A context taken from the cache is shortened to the prefix's lifetime for this one frame.
+    let mut dctx: DCtx<'_> = DCTX.take().unwrap_or_else(DCtx::create);
     let mut out: Vec<u8> = Vec::with_capacity(expected_len);
-    dctx.decompress(&mut out, frame)
-        .map_err(|c| bad(format!("does not decode: {}", zstd::zstd_safe::get_error_name(c))))?;
+    let result = match prefix {
+        Some(p) => dctx
+            .ref_prefix(p)
+            .map_err(|c| bad(format!("rejects its prefix: {}", zstd::zstd_safe::get_error_name(c))))
+            .and_then(|_| {
+                dctx.decompress(&mut out, frame)
+                    .map_err(|c| bad(format!("does not decode: {}", zstd::zstd_safe::get_error_name(c))))
+            }),
+        None => dctx
+            .decompress(&mut out, frame)
+            .map_err(|c| bad(format!("does not decode: {}", zstd::zstd_safe::get_error_name(c)))),
+    };
+    if dctx.reset(ResetDirective::SessionAndParameters).is_ok() {
+        // SAFETY: resetting parameters drops the context's reference to `prefix` (ZSTD_clearDict), so the context
+        // no longer borrows anything and may outlive it; a context whose reset failed is dropped instead.
+        let clean: DCtx<'static> = unsafe { std::mem::transmute::<DCtx<'_>, DCtx<'static>>(dctx) };
+        DCTX.set(Some(clean));
+    }
+    result?;
     if out.len() != expected_len {
         return Err(bad(format!("decodes to {} bytes, expected {expected_len}", out.len())));
     }
@@ -231,27 +250,56 @@ pub fn transpose_high_planes(
     dtype: StorageDtype,
     to_columns: bool,
 ) -> Vec<u8> {
+    let mut out = vec![0u8; planes.len()];
+    transpose_high_planes_into(planes, rows, hidden, dtype, to_columns, &mut out, rows * hidden);
+    out
+}
+
+/// [`transpose_high_planes`] into `out`, plane `p` at `out[p * stride..p * stride + rows * hidden]` (a `stride`
+/// above the plane size interleaves the planes of several blocks, as the token frame's prefix does).
+///
+/// # Panics
+/// If `out` is too short for the last plane.
+pub fn transpose_high_planes_into(
+    planes: &[u8],
+    rows: usize,
+    hidden: usize,
+    dtype: StorageDtype,
+    to_columns: bool,
+    out: &mut [u8],
+    stride: usize,
+) {
     let n = rows * hidden;
     let first_high = if dtype == StorageDtype::Float32 { 2 } else { 1 };
-    let mut out = Vec::with_capacity(planes.len());
-    out.extend_from_slice(&planes[..first_high * n]);
-    for p in first_high..dtype.size() {
+    // Source shape (rows of the source, columns of the source).
+    let (src_rows, src_cols) = if to_columns { (rows, hidden) } else { (hidden, rows) };
+    for p in 0..dtype.size() {
         let src = &planes[p * n..(p + 1) * n];
-        let start = out.len();
-        out.resize(start + n, 0);
-        let dst = &mut out[start..];
-        if rows == 0 || hidden == 0 {
-            continue;
+        let dst = &mut out[p * stride..p * stride + n];
+        if p < first_high {
+            dst.copy_from_slice(src);
+        } else {
+            transpose_bytes(src, src_rows, src_cols, dst);
         }
-        // Walk the destination in order; each destination run gathers one column (or row) of the source.
-        let (outer, inner) = if to_columns { (hidden, rows) } else { (rows, hidden) };
-        for (a, run) in dst.chunks_exact_mut(inner).enumerate().take(outer) {
-            for (b, d) in run.iter_mut().enumerate() {
-                *d = src[b * outer + a];
+    }
+}
+
+/// `dst = src^T` for a row-major `rows x cols` byte matrix, in cache-sized tiles.
+fn transpose_bytes(src: &[u8], rows: usize, cols: usize, dst: &mut [u8]) {
+    const TILE: usize = 64;
+    for r0 in (0..rows).step_by(TILE) {
+        let r1 = (r0 + TILE).min(rows);
+        for c0 in (0..cols).step_by(TILE) {
+            let c1 = (c0 + TILE).min(cols);
+            for c in c0..c1 {
+                let column = &mut dst[c * rows + r0..c * rows + r1];
+                // Source column c from row r0 on: every cols-th byte (step_by keeps the loop free of bounds checks).
+                for (d, &v) in column.iter_mut().zip(src[r0 * cols + c..].iter().step_by(cols)) {
+                    *d = v;
+                }
             }
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -325,7 +373,12 @@ mod tests {
         let without = compress(&data, None).unwrap();
         assert!(with.len() * 10 < without.len(), "{} vs {}", with.len(), without.len());
         assert_eq!(decompress(&with, data.len(), Some(&prefix)).unwrap(), data);
+        // The per-thread context is reused: a prefix applies to one frame only, and a failed frame leaves the next
+        // one unaffected.
         assert!(decompress(&with, data.len(), None).is_err());
+        assert!(decompress(&with[..with.len() / 2], data.len(), Some(&prefix)).is_err());
+        assert_eq!(decompress(&without, data.len(), None).unwrap(), data);
+        assert_eq!(decompress(&with, data.len(), Some(&prefix)).unwrap(), data);
     }
 
     #[test]
@@ -336,6 +389,22 @@ mod tests {
             let cols = transpose_high_planes(&planes, 3, 5, dtype, true);
             assert_ne!(cols, planes);
             assert_eq!(transpose_high_planes(&cols, 3, 5, dtype, false), planes);
+            // The top plane, column-major: byte (h, r) at h * rows + r.
+            let top = (dtype.size() - 1) * 15;
+            for r in 0..3 {
+                for h in 0..5 {
+                    assert_eq!(cols[top + h * 3 + r], planes[top + r * 5 + h]);
+                }
+            }
+        }
+        // Tiles: a shape larger than one tile in both directions, not a multiple of it.
+        let (rows, hidden) = (130, 70);
+        let values: Vec<f32> = (0..rows * hidden).map(|i| (i as f32).sin() * 1e3).collect();
+        let planes = encode_shuffled(&values, StorageDtype::Bfloat16);
+        let cols = transpose_high_planes(&planes, rows, hidden, StorageDtype::Bfloat16, true);
+        assert_eq!(transpose_high_planes(&cols, rows, hidden, StorageDtype::Bfloat16, false), planes);
+        for (r, h) in [(0, 0), (129, 69), (64, 3), (7, 64)] {
+            assert_eq!(cols[rows * hidden + h * rows + r], planes[rows * hidden + r * hidden + h]);
         }
     }
 }

@@ -506,7 +506,7 @@ impl Store {
         let cells = Self::locate(&state, prompts, sites)?;
         let h = Self::hidden_of(&state, &cells)?;
         let (n, l) = (prompts.len(), sites.len());
-        let mut out = Array2::<f32>::zeros((n, l * h));
+        let mut out = crate::buffer::zeroed_array(n, l * h);
         let dst = SharedOut(out.as_mut_ptr());
         let groups = Self::group_by_record(&cells);
         groups.par_iter().try_for_each(|(rid, wanted)| {
@@ -578,7 +578,7 @@ impl Store {
             offsets[i + 1] = offsets[i] + t;
         }
         let width = l * h;
-        let mut out = Array2::<f32>::zeros((offsets[n], width));
+        let mut out = crate::buffer::zeroed_array(offsets[n], width);
         let dst = SharedOut(out.as_mut_ptr());
         let groups = Self::group_by_record(&cells);
         groups.par_iter().try_for_each(|(rid, wanted)| {

@@ -287,8 +287,17 @@ impl<'a> RecordView<'a> {
     /// The row-major byte planes of pooled frame `frame` (0 last token, 1 mean, 2 first token).
     fn pooled_planes(&self, frame: usize) -> Result<Vec<u8>> {
         let m = self.n_prompts * self.hidden;
+        let mut out = vec![0u8; m * self.dtype.size()];
+        self.pooled_planes_into(frame, &mut out, m)?;
+        Ok(out)
+    }
+
+    /// Decodes pooled frame `frame` into row-major byte planes, plane `p` at `out[p * stride..]`.
+    fn pooled_planes_into(&self, frame: usize, out: &mut [u8], stride: usize) -> Result<()> {
+        let m = self.n_prompts * self.hidden;
         let columns = codec::decompress(self.frame(frame)?, m * self.dtype.size(), None)?;
-        Ok(codec::transpose_high_planes(&columns, self.n_prompts, self.hidden, self.dtype, false))
+        codec::transpose_high_planes_into(&columns, self.n_prompts, self.hidden, self.dtype, false, out, stride);
+        Ok(())
     }
 
     /// Decodes a pooled frame: `(n_prompts * hidden)` values, prompt-major.
@@ -307,8 +316,12 @@ impl<'a> RecordView<'a> {
     /// # Errors
     /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged.
     pub fn token_planes(&self) -> Result<Vec<u8>> {
-        let pooled = (0..3).map(|f| self.pooled_planes(f)).collect::<Result<Vec<_>>>()?;
-        let prefix = tokens_prefix(&pooled, self.dtype);
+        // The prefix (see `tokens_prefix`), assembled straight from the pooled frames.
+        let m = self.n_prompts * self.hidden;
+        let mut prefix = vec![0u8; 3 * m * self.dtype.size()];
+        for f in 0..3 {
+            self.pooled_planes_into(f, &mut prefix[f * m..], 3 * m)?;
+        }
         codec::decompress(self.frame(TOKENS_FRAME)?, self.total_tokens * self.hidden * self.dtype.size(), Some(&prefix))
     }
 
