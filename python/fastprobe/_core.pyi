@@ -13,8 +13,13 @@ __all__ = [
     "ActivationStore",
     "__version__",
     "effective_threads",
+    "fit_scaler",
+    "logistic_path",
+    "mass_mean_fit",
     "pool_padded",
     "pool_ragged",
+    "ridge_path",
+    "scale_in_place",
 ]
 
 __version__: str
@@ -36,6 +41,43 @@ def pool_ragged(
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
 def effective_threads(n_threads: int | None = None) -> int: ...
+def ridge_path(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.float64],
+    sample_weight: npt.NDArray[np.float64] | None,
+    alphas: list[float],
+    fit_intercept: bool = True,
+    mode: str = "auto",
+    n_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64], bool]: ...
+def logistic_path(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    sample_weight: npt.NDArray[np.float64] | None,
+    cs: list[float],
+    fit_intercept: bool = True,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    n_threads: int | None = None,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int, bool]]: ...
+def mass_mean_fit(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    sample_weight: npt.NDArray[np.float64] | None,
+    whiten: bool = False,
+    shrinkage: float = 0.0,
+    n_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], float, float]: ...
+def fit_scaler(
+    x: npt.NDArray[np.float32], n_layers: int, mode: str, n_threads: int | None = None
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]: ...
+def scale_in_place(
+    x: npt.NDArray[np.float32],
+    mean: npt.NDArray[np.float64],
+    scale: npt.NDArray[np.float64],
+    n_threads: int | None = None,
+) -> None: ...
 
 @final
 class ActivationStore:

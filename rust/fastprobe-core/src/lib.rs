@@ -15,6 +15,7 @@ pub mod buffer;
 pub mod error;
 pub mod parallel;
 pub mod pooling;
+pub mod solvers;
 pub mod store;
 
 pub use error::{Error, Result};

@@ -8,6 +8,7 @@ mod convert;
 mod detach;
 mod errors;
 mod pooling;
+mod solvers;
 mod store;
 
 use pyo3::prelude::*;
@@ -17,6 +18,8 @@ use pyo3::prelude::*;
 mod _core {
     #[pymodule_export]
     use super::pooling::{pool_padded, pool_ragged};
+    #[pymodule_export]
+    use super::solvers::{fit_scaler, logistic_path, mass_mean_fit, ridge_path, scale_in_place};
     #[pymodule_export]
     use super::store::PyStore;
 

@@ -1,0 +1,569 @@
+"""scikit-learn estimators over the Rust solvers: ridge, logistic regression, mass-mean probes and layer scaling.
+
+Every estimator follows scikit-learn's contract (parameters stored unmodified in ``__init__``, validation in
+``fit``, fitted attributes with a trailing underscore as numpy arrays, ``fit`` returning ``self``), so they work in
+``Pipeline``, ``GridSearchCV``, ``cross_val_score``, ``clone`` and pickling.
+
+Data policy: ``X`` is converted once to C-contiguous float32 (a visible copy when it is anything else); the solvers
+accumulate in float64 and return float64 coefficients. ``n_threads=None`` uses fastprobe's default pool (sized by
+``FASTPROBE_NUM_THREADS``, else the CPU count); pass 1 inside an outer parallel loop.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from fastprobe import _core
+from fastprobe.exceptions import InvalidInputError
+
+__all__ = [
+    "LayerScaler",
+    "LogisticProbe",
+    "MassMeanProbe",
+    "RidgeClassifierProbe",
+    "RidgeProbe",
+    "logistic_path",
+]
+
+
+def _float32(X: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(X, dtype=np.float32)
+
+
+def _weights(sample_weight: Any, X: np.ndarray) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    return np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=np.float64))
+
+
+def _alphas(alphas: Any) -> list[float]:
+    values = np.atleast_1d(np.asarray(alphas, dtype=np.float64))
+    if values.ndim != 1 or values.size == 0:
+        raise InvalidInputError(f"alphas must be a positive number or a 1-D sequence of them; got {alphas!r}")
+    if not np.all(np.isfinite(values)) or np.any(values <= 0):
+        raise InvalidInputError(f"every alpha must be finite and > 0; got {values.tolist()}")
+    return [float(a) for a in values]
+
+
+def _encode_classes(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
+    check_classification_targets(y)
+    estimator.classes_, indices = np.unique(y, return_inverse=True)
+    if len(estimator.classes_) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes; y has only one class "
+            f"({estimator.classes_[0]!r})"
+        )
+    return np.ascontiguousarray(indices, dtype=np.int64)
+
+
+class _RidgeBase(BaseEstimator):
+    """Shared ridge fitting: one eigendecomposition, every alpha, leave-one-out selection."""
+
+    def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight: Any) -> None:
+        alphas = _alphas(self.alphas)
+        w = _weights(sample_weight, X)
+        coef, intercept, loo, dual = _core.ridge_path(
+            _float32(X),
+            np.ascontiguousarray(Y, dtype=np.float64),
+            w,
+            alphas,
+            bool(self.fit_intercept),
+            self.mode,
+            self.n_threads,
+        )
+        self.loo_mse_ = loo
+        self.dual_ = bool(dual)
+        if self.alpha_per_target:
+            best = np.argmin(loo, axis=0)
+            targets = np.arange(Y.shape[1])
+            self.alpha_ = np.asarray(alphas)[best]
+            self.best_score_ = -loo[best, targets]
+            self._coef = coef[best, targets]
+            self._intercept = intercept[best, targets]
+        else:
+            best = int(np.argmin(loo.mean(axis=1)))
+            self.alpha_ = alphas[best]
+            self.best_score_ = -float(loo[best].mean())
+            self._coef = coef[best]
+            self._intercept = intercept[best]
+
+
+class RidgeProbe(RegressorMixin, _RidgeBase):
+    """Ridge regression probe with exact leave-one-out alpha selection.
+
+    All alphas are solved from one eigendecomposition (of the ``n x n`` kernel when ``n <= d``, else of the
+    ``d x d`` Gram matrix), and the alpha with the lowest mean squared leave-one-out error is kept, as
+    scikit-learn's ``RidgeCV`` does. With one alpha this is plain ``Ridge``.
+
+    Parameters
+    ----------
+    alphas : float or sequence of float, default=(0.1, 1.0, 10.0)
+        Regularization strengths, each > 0.
+    fit_intercept : bool, default=True
+        Fit an (unpenalized) intercept.
+    mode : {"auto", "primal", "dual"}, default="auto"
+        Which eigendecomposition to use; "auto" picks the smaller matrix.
+    alpha_per_target : bool, default=False
+        Choose an alpha for each target separately.
+    n_threads : int, optional
+        Threads for the solver.
+
+    Attributes
+    ----------
+    coef_ : ndarray of shape (n_features,) or (n_targets, n_features)
+    intercept_ : float or ndarray of shape (n_targets,)
+    alpha_ : float or ndarray of shape (n_targets,)
+        The chosen alpha(s).
+    best_score_ : float or ndarray
+        Minus the mean squared leave-one-out error at the chosen alpha.
+    loo_mse_ : ndarray of shape (n_alphas, n_targets)
+        Mean squared leave-one-out error of every alpha and target (weighted by ``sample_weight``).
+    dual_ : bool
+        Whether the kernel (dual) form was used.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastprobe.estimators import RidgeProbe
+    >>> X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    >>> y = X @ np.array([1.0, -2.0]) + 3.0
+    >>> probe = RidgeProbe(alphas=[1e-6, 1.0]).fit(X, y)
+    >>> float(probe.alpha_)
+    1e-06
+    >>> bool(np.allclose(probe.predict(X), y, atol=1e-3))
+    True
+    """
+
+    def __init__(
+        self,
+        alphas: float | Sequence[float] = (0.1, 1.0, 10.0),
+        *,
+        fit_intercept: bool = True,
+        mode: str = "auto",
+        alpha_per_target: bool = False,
+        n_threads: int | None = None,
+    ) -> None:
+        self.alphas = alphas
+        self.fit_intercept = fit_intercept
+        self.mode = mode
+        self.alpha_per_target = alpha_per_target
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        return tags
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RidgeProbe:
+        """Fit every alpha and keep the one with the lowest leave-one-out error.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : RidgeProbe
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], multi_output=True, y_numeric=True)
+        y = np.asarray(y, dtype=np.float64)
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        self._fit_targets(X, Y, sample_weight)
+        self.coef_ = self._coef[0] if y.ndim == 1 else self._coef
+        self.intercept_ = float(self._intercept[0]) if y.ndim == 1 else self._intercept
+        if y.ndim == 1 and np.ndim(self.alpha_) == 1:
+            self.alpha_ = float(self.alpha_[0])
+            self.best_score_ = float(self.best_score_[0])
+        return self
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict targets: ``X @ coef_.T + intercept_``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        return np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
+
+
+class RidgeClassifierProbe(ClassifierMixin, _RidgeBase):
+    """Ridge classifier probe with exact leave-one-out alpha selection.
+
+    Ridge regression on +1/-1 targets (one column per class beyond two), alphas chosen as scikit-learn's
+    ``RidgeClassifierCV`` chooses them.
+
+    Parameters
+    ----------
+    alphas : float or sequence of float, default=(0.1, 1.0, 10.0)
+    fit_intercept : bool, default=True
+    mode : {"auto", "primal", "dual"}, default="auto"
+    n_threads : int, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    alpha_ : float
+    best_score_ : float
+    loo_mse_ : ndarray of shape (n_alphas, n_targets)
+    dual_ : bool
+    n_features_in_ : int
+    """
+
+    alpha_per_target = False
+
+    def __init__(
+        self,
+        alphas: float | Sequence[float] = (0.1, 1.0, 10.0),
+        *,
+        fit_intercept: bool = True,
+        mode: str = "auto",
+        n_threads: int | None = None,
+    ) -> None:
+        self.alphas = alphas
+        self.fit_intercept = fit_intercept
+        self.mode = mode
+        self.n_threads = n_threads
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> RidgeClassifierProbe:
+        """Fit on class labels of any type.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : RidgeClassifierProbe
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        idx = _encode_classes(self, y)
+        k = len(self.classes_)
+        if k == 2:
+            Y = np.where(idx == 1, 1.0, -1.0).reshape(-1, 1)
+        else:
+            Y = -np.ones((len(idx), k))
+            Y[np.arange(len(idx)), idx] = 1.0
+        self._fit_targets(X, Y, sample_weight)
+        self.coef_ = self._coef
+        self.intercept_ = self._intercept
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Signed scores: shape (n,) for two classes (positive: ``classes_[1]``), else (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict class labels."""
+        scores = self.decision_function(X)
+        idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+        return self.classes_[idx]
+
+
+def logistic_path(
+    X: Any,
+    y: Any,
+    Cs: Sequence[float],
+    *,
+    sample_weight: Any = None,
+    fit_intercept: bool = True,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    n_threads: int | None = None,
+) -> list[tuple[np.ndarray, np.ndarray, int]]:
+    """Fit L2 logistic regression for each C, in the order given, each warm-started from the previous solution.
+
+    Give the strongest regularization (smallest C) first: each later fit then starts close to its solution.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    y : array-like of shape (n_samples,)
+        Class labels of any type (two classes: binary model; more: multinomial).
+    Cs : sequence of float
+        Inverse regularization strengths, each > 0.
+    sample_weight, fit_intercept, max_iter, tol, n_threads
+        As in :class:`LogisticProbe`.
+
+    Returns
+    -------
+    list of (coef, intercept, n_iter)
+        One per C, as :class:`LogisticProbe` would store them.
+    """
+    X = _float32(np.asarray(X))
+    classes, idx = np.unique(np.asarray(y), return_inverse=True)
+    fits = _core.logistic_path(
+        X,
+        np.ascontiguousarray(idx, dtype=np.int64),
+        len(classes),
+        _weights(sample_weight, X),
+        [float(c) for c in Cs],
+        bool(fit_intercept),
+        int(max_iter),
+        float(tol),
+        n_threads,
+    )
+    return [(coef, intercept, n_iter) for coef, intercept, n_iter, _ in fits]
+
+
+class LogisticProbe(ClassifierMixin, BaseEstimator):
+    """L2-regularized logistic regression probe (binary or multinomial), solved by L-BFGS in Rust.
+
+    Minimizes the same objective as ``sklearn.linear_model.LogisticRegression(C=C, solver="lbfgs")`` with the same
+    stopping rule for ``tol``, so coefficients and probabilities agree with it.
+
+    Parameters
+    ----------
+    C : float, default=1.0
+        Inverse regularization strength (> 0).
+    fit_intercept : bool, default=True
+    max_iter : int, default=100
+        L-BFGS iterations at most; a :class:`~sklearn.exceptions.ConvergenceWarning` says when they ran out.
+    tol : float, default=1e-4
+        Stop when the largest gradient entry is at most this.
+    n_threads : int, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    coef_ : ndarray of shape (1, n_features) or (n_classes, n_features)
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+    n_iter_ : ndarray of shape (1,)
+    n_features_in_ : int
+    """
+
+    def __init__(
+        self,
+        C: float = 1.0,
+        *,
+        fit_intercept: bool = True,
+        max_iter: int = 100,
+        tol: float = 1e-4,
+        n_threads: int | None = None,
+    ) -> None:
+        self.C = C
+        self.fit_intercept = fit_intercept
+        self.max_iter = max_iter
+        self.tol = tol
+        self.n_threads = n_threads
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> LogisticProbe:
+        """Fit on class labels of any type.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : LogisticProbe
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        idx = _encode_classes(self, y)
+        if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
+            raise InvalidInputError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
+        X32 = _float32(X)
+        ((coef, intercept, n_iter, converged),) = _core.logistic_path(
+            X32,
+            idx,
+            len(self.classes_),
+            _weights(sample_weight, X32),
+            [float(self.C)],
+            bool(self.fit_intercept),
+            int(self.max_iter),
+            float(self.tol),
+            self.n_threads,
+        )
+        if not converged:
+            warnings.warn(
+                f"LogisticProbe did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
+                "standardize the features",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.coef_: np.ndarray = coef
+        self.intercept_: np.ndarray = intercept
+        self.n_iter_ = np.array([max(int(n_iter), 1)])
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Scores: shape (n,) for two classes (log-odds of ``classes_[1]``), else (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order."""
+        scores = self.decision_function(X)
+        if scores.ndim == 1:
+            p1 = 1.0 / (1.0 + np.exp(-scores))
+            return np.column_stack([1.0 - p1, p1])
+        scores = scores - scores.max(axis=1, keepdims=True)
+        e = np.exp(scores)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Logarithm of :meth:`predict_proba`."""
+        return np.log(self.predict_proba(X))
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict class labels."""
+        scores = self.decision_function(X)
+        idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+        return self.classes_[idx]
+
+
+class MassMeanProbe(ClassifierMixin, BaseEstimator):
+    """Mass-mean probe: the direction between the two class means, optionally whitened.
+
+    ``whiten=False`` gives the plain difference of class means; ``whiten=True`` multiplies it by the inverse of the
+    within-class covariance (what linear discriminant analysis computes), shrunk by ``shrinkage`` towards a scaled
+    identity (needed when there are fewer samples than features). The direction is unit length and the threshold
+    sits at the midpoint of the class means; probabilities come from Platt scaling (of the slope) fitted on the training
+    data.
+
+    Parameters
+    ----------
+    whiten : bool, default=False
+    shrinkage : float, default=0.0
+        In [0, 1]; only used when ``whiten``.
+    n_threads : int, optional
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+    coef_ : ndarray of shape (1, n_features)
+        The unit direction.
+    intercept_ : ndarray of shape (1,)
+        Minus the threshold.
+    platt_slope_ : float
+        Platt's slope: ``P(classes_[1]) = sigmoid(platt_slope_ * decision_function(X))`` (no offset, so probability
+        1/2 sits at the threshold and ``predict`` agrees with ``predict_proba``).
+    n_features_in_ : int
+    """
+
+    def __init__(self, *, whiten: bool = False, shrinkage: float = 0.0, n_threads: int | None = None) -> None:
+        self.whiten = whiten
+        self.shrinkage = shrinkage
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> MassMeanProbe:
+        """Fit on labels of exactly two classes.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), optional
+
+        Returns
+        -------
+        self : MassMeanProbe
+        """
+        X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type not in ("binary", "unknown") and len(np.unique(y)) > 2:
+            raise ValueError(
+                f"Only binary classification is supported. The type of the target is {y_type} "
+                f"({len(np.unique(y))} classes); MassMeanProbe separates exactly two classes."
+            )
+        idx = _encode_classes(self, y)
+        X32 = _float32(X)
+        direction, threshold, slope = _core.mass_mean_fit(
+            X32, idx, _weights(sample_weight, X32), bool(self.whiten), float(self.shrinkage), self.n_threads
+        )
+        self.coef_ = direction.reshape(1, -1)
+        self.intercept_ = np.array([-threshold])
+        self.platt_slope_ = float(slope)
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Projection on the direction minus the threshold (positive: ``classes_[1]``), shape (n,)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        return np.asarray(X, dtype=np.float64) @ self.coef_[0] + self.intercept_[0]
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Platt-scaled probabilities, shape (n, 2)."""
+        check_is_fitted(self)
+        z = self.platt_slope_ * self.decision_function(X)
+        p1 = 1.0 / (1.0 + np.exp(-z))
+        return np.column_stack([1.0 - p1, p1])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict class labels."""
+        positive = self.decision_function(X) > 0
+        return self.classes_[positive.astype(int)]
+
+
+class LayerScaler(TransformerMixin, BaseEstimator):
+    """Standardize features that are several layers' activations side by side.
+
+    Parameters
+    ----------
+    n_layers : int, default=1
+        Number of equal-width layer blocks in the features.
+    mode : {"per_neuron", "per_layer"}, default="per_neuron"
+        One mean and standard deviation per feature, or per layer block (keeping the relative scale of a layer's
+        neurons). Standard deviations use ddof=0; a zero one becomes 1.
+    n_threads : int, optional
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features,)
+    scale_ : ndarray of shape (n_features,)
+    n_features_in_ : int
+    """
+
+    def __init__(self, n_layers: int = 1, *, mode: str = "per_neuron", n_threads: int | None = None) -> None:
+        self.n_layers = n_layers
+        self.mode = mode
+        self.n_threads = n_threads
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+    def fit(self, X: Any, y: Any = None) -> LayerScaler:
+        """Compute the means and scales."""
+        X = validate_data(self, X, dtype=[np.float32, np.float64])
+        self.mean_, self.scale_ = _core.fit_scaler(_float32(X), int(self.n_layers), self.mode, self.n_threads)
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        """Return ``(X - mean_) / scale_`` as a new float32 array."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        out = np.array(X, dtype=np.float32, order="C", copy=True)
+        _core.scale_in_place(out, self.mean_, self.scale_, self.n_threads)
+        return out
+
+    def inverse_transform(self, X: Any) -> np.ndarray:
+        """Undo :meth:`transform`."""
+        check_is_fitted(self)
+        X = np.asarray(X, dtype=np.float64)
+        return (X * self.scale_ + self.mean_).astype(np.float32)
