@@ -68,6 +68,7 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	mkdir -p bench-results
 	$(PY) -m pytest benches -q --benchmark-enable --benchmark-only --benchmark-json=bench-results/python.json
 	$(PY) benches/store_vs_lmprobe.py --out bench-results/store.json
+	$(PY) benches/solvers_vs_sklearn.py --out bench-results/solvers.json
 	cargo bench -p fastprobe-core --quiet
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).

@@ -153,7 +153,7 @@ pub fn pool_padded(hidden: ArrayView3<'_, f32>, mask: ArrayView2<'_, bool>, meth
     let hidden = hidden.as_standard_layout();
     let mask = mask.as_standard_layout();
     let (values, mask) = (hidden.as_slice().unwrap_or_default(), mask.as_slice().unwrap_or_default());
-    let mut out = Array2::<f32>::zeros((b, h));
+    let mut out = crate::buffer::zeroed_array(b, h);
     let pool_row = |(i, dst): (usize, &mut [f32])| {
         let m = &mask[i * s..(i + 1) * s];
         let count = m.iter().filter(|&&x| x).count();
@@ -178,7 +178,7 @@ pub fn pool_ragged(values: ArrayView2<'_, f32>, offsets: &[usize], method: Pooli
     let b = offsets.len() - 1;
     let values = values.as_standard_layout();
     let flat = values.as_slice().unwrap_or_default();
-    let mut out = Array2::<f32>::zeros((b, h));
+    let mut out = crate::buffer::zeroed_array(b, h);
     let pool_row = |(i, dst): (usize, &mut [f32])| {
         let (lo, hi) = (offsets[i], offsets[i + 1]);
         reduce_rows(flat[lo * h..hi * h].chunks_exact(h.max(1)), hi - lo, method, dst);
