@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     if "logistic" not in args.skip:
         r |= bench_logistic(args.repeats)
         print(
-            f"logistic, 30 layers: sklearn {r['logistic_sklearn_s']:.2f} s, fastprobe {r['logistic_fastprobe_s']:.2f} s "
+            f"logistic, 30 layers: sklearn {r['logistic_sklearn_s']:.2f} s, "
+            f"fastprobe {r['logistic_fastprobe_s']:.2f} s "
             f"({r['logistic_sklearn_s'] / r['logistic_fastprobe_s']:.1f}x); mean held-out accuracy "
             f"{r['logistic_mean_acc_sklearn']:.4f} vs {r['logistic_mean_acc_fastprobe']:.4f} "
             f"(largest per-layer difference {r['logistic_max_acc_diff']:.4f})"
