@@ -65,6 +65,27 @@ def _encode_classes(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(indices, dtype=np.int64)
 
 
+class _LinearClassifier:
+    """``decision_function`` and ``predict`` of a fitted linear classifier (``coef_`` rows, ``intercept_``)."""
+
+    classes_: np.ndarray
+    coef_: np.ndarray
+    intercept_: np.ndarray
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Scores: shape (n,) for two classes (positive: ``classes_[1]``), else (n, n_classes)."""
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
+        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+        return scores[:, 0] if scores.shape[1] == 1 else scores
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Predict class labels."""
+        scores = self.decision_function(X)
+        idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
+        return self.classes_[idx]
+
+
 class _RidgeBase(BaseEstimator):
     """Shared ridge fitting: one eigendecomposition, every alpha, leave-one-out selection."""
 
@@ -195,7 +216,7 @@ class RidgeProbe(RegressorMixin, _RidgeBase):
         return np.asarray(X, dtype=np.float64) @ np.asarray(self.coef_).T + self.intercept_
 
 
-class RidgeClassifierProbe(ClassifierMixin, _RidgeBase):
+class RidgeClassifierProbe(_LinearClassifier, ClassifierMixin, _RidgeBase):
     """Ridge classifier probe with exact leave-one-out alpha selection.
 
     Ridge regression on +1/-1 targets (one column per class beyond two), alphas chosen as scikit-learn's
@@ -261,19 +282,6 @@ class RidgeClassifierProbe(ClassifierMixin, _RidgeBase):
         self.intercept_ = self._intercept
         return self
 
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Signed scores: shape (n,) for two classes (positive: ``classes_[1]``), else (n, n_classes)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
-        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
-        return scores[:, 0] if scores.shape[1] == 1 else scores
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict class labels."""
-        scores = self.decision_function(X)
-        idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
-        return self.classes_[idx]
-
 
 def logistic_path(
     X: Any,
@@ -321,7 +329,7 @@ def logistic_path(
     return [(coef, intercept, n_iter) for coef, intercept, n_iter, _ in fits]
 
 
-class LogisticProbe(ClassifierMixin, BaseEstimator):
+class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
     """L2-regularized logistic regression probe (binary or multinomial), solved by L-BFGS in Rust.
 
     Minimizes the same objective as ``sklearn.linear_model.LogisticRegression(C=C, solver="lbfgs")`` with the same
@@ -398,17 +406,10 @@ class LogisticProbe(ClassifierMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.coef_: np.ndarray = coef
-        self.intercept_: np.ndarray = intercept
+        self.coef_ = coef
+        self.intercept_ = intercept
         self.n_iter_ = np.array([max(int(n_iter), 1)])
         return self
-
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Scores: shape (n,) for two classes (log-odds of ``classes_[1]``), else (n, n_classes)."""
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float32, np.float64], reset=False)
-        scores = np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
-        return scores[:, 0] if scores.shape[1] == 1 else scores
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
@@ -423,12 +424,6 @@ class LogisticProbe(ClassifierMixin, BaseEstimator):
     def predict_log_proba(self, X: Any) -> np.ndarray:
         """Logarithm of :meth:`predict_proba`."""
         return np.log(self.predict_proba(X))
-
-    def predict(self, X: Any) -> np.ndarray:
-        """Predict class labels."""
-        scores = self.decision_function(X)
-        idx = (scores > 0).astype(int) if scores.ndim == 1 else np.argmax(scores, axis=1)
-        return self.classes_[idx]
 
 
 class MassMeanProbe(ClassifierMixin, BaseEstimator):

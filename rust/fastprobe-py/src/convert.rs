@@ -29,12 +29,17 @@ pub fn require_contiguous<T: Element, D: ndarray::Dimension>(
 
 /// Converts an int64 offsets array into `usize`, rejecting negative entries.
 pub fn offsets(py: Python<'_>, offsets: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
-    offsets
+    indices(py, "offsets", offsets)
+}
+
+/// Converts an int64 array named `what` (offsets, class indices) into `usize`, rejecting negative entries.
+pub fn indices(py: Python<'_>, what: &str, values: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
+    values
         .as_array()
         .iter()
         .map(|&o| {
             usize::try_from(o)
-                .map_err(|_| to_pyerr(py, Error::InvalidInput(format!("offsets must be non-negative; got {o}"))))
+                .map_err(|_| to_pyerr(py, Error::InvalidInput(format!("{what} must be non-negative; got {o}"))))
         })
         .collect()
 }

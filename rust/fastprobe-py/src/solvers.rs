@@ -58,7 +58,7 @@ pub fn logistic_path<'py>(
     tol: f64,
     n_threads: Option<usize>,
 ) -> PyResult<Vec<LogisticOut<'py>>> {
-    let labels = convert::offsets(py, &y)?;
+    let labels = convert::indices(py, "class indices", &y)?;
     let x = x.as_array();
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
     let options = logistic::LogisticOptions { c: 1.0, fit_intercept, max_iter, tol };
@@ -83,7 +83,7 @@ pub fn mass_mean_fit<'py>(
     shrinkage: f64,
     n_threads: Option<usize>,
 ) -> PyResult<(Bound<'py, PyArray1<f64>>, f64, f64)> {
-    let labels = convert::offsets(py, &y)?;
+    let labels = convert::indices(py, "class indices", &y)?;
     let x = x.as_array();
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
     let fit = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
