@@ -37,12 +37,6 @@ from fastprobe.exceptions import FastprobeError, UnknownOptionError
             "check_sample_weight_equivalence_on_dense_data": "LOO alpha selection is not weight-duplication invariant",
         }
         if isinstance(est, (RidgeProbe, RidgeClassifierProbe))
-        else {
-            # The whitening covariance is a float32 Gram summed in float64: weights and repeats agree to ~1e-6, not
-            # to the check's 1e-7.
-            "check_sample_weight_equivalence_on_dense_data": "float32 products in the covariance (agree to 1e-6)",
-        }
-        if isinstance(est, MassMeanProbe) and est.whiten
         else {}
     ),
 )
@@ -97,9 +91,10 @@ def test_ridge_loo_errors_match_sklearn_for_every_alpha_in_both_forms(n, d):
     for mode in ("primal", "dual"):
         ours = RidgeProbe(alphas=alphas, mode=mode).fit(X, y[:, 0], sample_weight=w)
         assert ours.dual_ == (mode == "dual")
-        # The centred, weighted design is rounded to float32 and its Gram summed from float32 blocks: at the
-        # smallest alpha the leave-one-out error is the most sensitive to that rounding.
-        np.testing.assert_allclose(ours.loo_mse_[:, 0], ref_mse, rtol=1e-3)
+        # The centred, weighted design is rounded to float32 (the reference keeps float64). In the form `auto`
+        # picks (dual when n <= d) that costs ~1e-7; in the other form the rank-deficient matrix amplifies it.
+        rtol = 1e-6 if (mode == "dual") == (n <= d) else 5e-4
+        np.testing.assert_allclose(ours.loo_mse_[:, 0], ref_mse, rtol=rtol)
 
 
 def test_ridge_classifier_matches_sklearn():

@@ -16,7 +16,7 @@ use faer::Par;
 use faer::linalg::solvers::Solve;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::{as_faer, check_design, gram_rows, sample_weights};
+use super::{as_faer, check_design, gram_rows_f64, sample_weights};
 use crate::error::{Error, Result};
 
 /// A fitted mass-mean probe.
@@ -78,7 +78,7 @@ pub fn mass_mean_fit(
         let centred = Array2::from_shape_fn((n, d), |(i, j)| {
             ((w[i] / scale_total).sqrt() * (f64::from(x[(i, j)]) - means[(y[i], j)])) as f32
         });
-        let mut cov = gram_rows(as_faer(&centred).transpose(), par);
+        let mut cov = gram_rows_f64(as_faer(&centred).transpose(), par);
         let mu = (0..d).map(|j| cov[(j, j)]).sum::<f64>() / d as f64;
         for j in 0..d {
             for i in 0..d {

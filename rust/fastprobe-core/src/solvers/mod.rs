@@ -4,8 +4,9 @@
 //! Conventions shared by every solver:
 //! - the design matrix `x` is `(n_samples, n_features)` float32, any layout; it is validated (finite values, shapes)
 //!   before any work, and never modified;
-//! - sums and products that feed a solution accumulate in float64 (Gram matrices are built from float32 products
-//!   over blocks of [`GRAM_BLOCK`] features, summed in float64); results are float64;
+//! - sums and products that feed a solution accumulate in float64 (the dual ridge kernel is built from float32
+//!   products over blocks of [`GRAM_BLOCK`] features, summed in float64; the primal ridge Gram and covariances use
+//!   float64 products); results are float64;
 //! - sample weights are non-negative and finite with a positive sum; `None` means all ones;
 //! - `par` is the parallelism of the dense linear algebra (use [`faer::Par::Seq`] when the caller already runs
 //!   several fits in parallel).
@@ -98,8 +99,12 @@ pub fn as_faer<T: faer::traits::ComplexField>(a: &Array2<T>) -> MatRef<'_, T> {
 }
 
 /// `A A^T` for a float32 matrix `a` (`r x c`), accumulated in float64 over blocks of [`GRAM_BLOCK`] columns.
+///
+/// Only the lower triangle (diagonal included) is computed; the strict upper triangle is zero. Every consumer
+/// (eigendecomposition, tridiagonalization, Cholesky) reads the lower triangle.
 #[must_use]
 pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
     let (r, c) = (a.nrows(), a.ncols());
     let mut acc = Mat::<f64>::zeros(r, r);
     let mut block = Mat::<f32>::zeros(r, r);
@@ -107,12 +112,55 @@ pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
     while start < c {
         let len = GRAM_BLOCK.min(c - start);
         let part = a.subcols(start, len);
-        faer::linalg::matmul::matmul(&mut block, Accum::Replace, part, part.transpose(), 1.0f32, par);
+        matmul(
+            &mut block,
+            BlockStructure::TriangularLower,
+            Accum::Replace,
+            part,
+            BlockStructure::Rectangular,
+            part.transpose(),
+            BlockStructure::Rectangular,
+            1.0f32,
+            par,
+        );
         for j in 0..r {
-            for i in 0..r {
-                acc[(i, j)] += f64::from(block[(i, j)]);
+            let src = &block.col(j).try_as_col_major().expect("column-major").as_slice()[j..];
+            let dst = &mut acc.col_mut(j).try_as_col_major_mut().expect("column-major").as_slice_mut()[j..];
+            for (o, &v) in dst.iter_mut().zip(src) {
+                *o += f64::from(v);
             }
         }
+        start += len;
+    }
+    acc
+}
+
+/// `A A^T` for a float32 matrix `a` (`r x c`) with float64 products: each block of [`GRAM_BLOCK`] columns is
+/// widened to float64 before its product. Twice the cost of [`gram_rows`]; for the Gram matrices whose rounding
+/// the result is sensitive to (the primal ridge Gram, where leverages near 1 amplify it, and covariances).
+///
+/// Only the lower triangle (diagonal included) is computed.
+#[must_use]
+pub fn gram_rows_f64(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+    let (r, c) = (a.nrows(), a.ncols());
+    let mut acc = Mat::<f64>::zeros(r, r);
+    let mut start = 0;
+    while start < c {
+        let len = GRAM_BLOCK.min(c - start);
+        let part = a.subcols(start, len);
+        let wide = Mat::<f64>::from_fn(r, len, |i, j| f64::from(part[(i, j)]));
+        matmul(
+            &mut acc,
+            BlockStructure::TriangularLower,
+            Accum::Add,
+            &wide,
+            BlockStructure::Rectangular,
+            wide.transpose(),
+            BlockStructure::Rectangular,
+            1.0f64,
+            par,
+        );
         start += len;
     }
     acc

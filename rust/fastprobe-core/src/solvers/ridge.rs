@@ -10,10 +10,10 @@
 //! `e_i = r_i / (1 - H_ii)` (`H` the hat matrix, intercept included), reported as the mean of `e_i^2` in the
 //! `sqrt(w)`-scaled space, which is how scikit-learn's `RidgeCV` scores alphas.
 
-use faer::{Accum, Mat, Par};
+use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 
-use super::{as_faer, centered_scaled, check_design, eigh, gram_rows, sample_weights, weighted_means};
+use super::{as_faer, centered_scaled, check_design, eigh, gram_rows, gram_rows_f64, sample_weights, weighted_means};
 use crate::error::{Error, Result};
 
 /// Which eigendecomposition to use.
@@ -134,16 +134,29 @@ fn to_nd(m: &Mat<f64>) -> Array2<f64> {
 }
 
 /// `A^T B` for row-major `a` (`n x d`, float32) and `b` (`n x t`, float64), accumulated in float64: `(t, d)`.
-fn at_b(a: &Array2<f32>, b: &Array2<f64>) -> Array2<f64> {
+///
+/// Blocks of feature columns are independent and run in parallel unless `par` is sequential.
+fn at_b(a: &Array2<f32>, b: &Array2<f64>, par: Par) -> Array2<f64> {
+    use ndarray::parallel::prelude::*;
+    const CHUNK: usize = 256;
     let mut out = Array2::<f64>::zeros((b.ncols(), a.ncols()));
-    for (arow, brow) in a.rows().into_iter().zip(b.rows()) {
-        for (k, &bk) in brow.iter().enumerate() {
-            if bk != 0.0 {
-                for (o, &v) in out.row_mut(k).iter_mut().zip(arow) {
-                    *o += bk * f64::from(v);
+    let block = |(c, mut out): (usize, ndarray::ArrayViewMut2<'_, f64>)| {
+        let cols = c * CHUNK..c * CHUNK + out.ncols();
+        for (arow, brow) in a.rows().into_iter().zip(b.rows()) {
+            let arow = arow.slice(ndarray::s![cols.clone()]);
+            for (k, &bk) in brow.iter().enumerate() {
+                if bk != 0.0 {
+                    for (o, &v) in out.row_mut(k).iter_mut().zip(arow) {
+                        *o += bk * f64::from(v);
+                    }
                 }
             }
         }
+    };
+    let chunks = out.axis_chunks_iter_mut(Axis(1), CHUNK);
+    match par {
+        Par::Seq => chunks.into_iter().enumerate().for_each(block),
+        Par::Rayon(_) => chunks.into_par_iter().enumerate().for_each(block),
     }
     out
 }
@@ -162,40 +175,198 @@ fn dual_path(
     let t = ys.ncols();
     let mut k = gram_rows(as_faer(xs), par);
     if fit_intercept {
-        for j in 0..n {
-            for i in 0..n {
-                k[(i, j)] += s[i] * s[j];
-            }
+        project_out(&mut k, s);
+    }
+    let tri = Tridiagonal::of(k, par);
+    let h0 = intercept_leverage(s, fit_intercept);
+    // Q^T y for every target, then (T + alpha I)^{-1} of it for every alpha, back through Q in one product.
+    let qty = tri.q.transpose() * MatRef::from_row_major_slice(ys.as_slice().expect("row-major"), n, t);
+    let factors: Vec<Ldl> = alphas.iter().map(|&a| tri.ldl(a)).collect::<Result<_>>()?;
+    let mut v = Mat::<f64>::zeros(n, alphas.len() * t);
+    for (a, f) in factors.iter().enumerate() {
+        for k in 0..t {
+            let col = f.solve(qty.col(k).iter().copied());
+            v.col_mut(a * t + k).iter_mut().zip(col).for_each(|(o, x)| *o = x);
         }
     }
-    let (lambda, u) = eigh(&k)?;
-    let u = to_nd(&u);
-    // The intercept's eigenvector is s / |s| (centering makes it orthogonal to every feature column): find it as
-    // the eigenvector closest in angle, and give it no shrinkage.
-    let intercept_dim = if fit_intercept {
-        let norm = s.dot(s).sqrt();
-        let cos = u.t().dot(s).mapv(|c| (c / norm).abs());
-        cos.iter().enumerate().fold((0, -1.0), |best, (i, &c)| if c > best.1 { (i, c) } else { best }).0.into()
-    } else {
-        None
-    };
-    let z = u.t().dot(ys); // (n, t)
-    let u2 = u.mapv(|v| v * v);
-    let mut coef = Array3::<f64>::zeros((alphas.len(), t, d));
+    let c = &tri.q * &v; // (n, alphas * t) dual coefficients G^{-1} y
+    let g_diag = tri.inverse_diagonals(&factors, par);
     let mut loo = Array2::<f64>::zeros((alphas.len(), t));
     for (a, &alpha) in alphas.iter().enumerate() {
-        let mut wk: Array1<f64> = lambda.iter().map(|l| 1.0 / (l + alpha)).collect();
-        if let Some(i) = intercept_dim {
-            wk[i] = 0.0;
+        for k in 0..t {
+            let col = c.col(a * t + k);
+            loo[(a, k)] =
+                (0..n).map(|i| (alpha * col[i] / (alpha * g_diag[(a, i)] - h0[i])).powi(2)).sum::<f64>() / n as f64;
         }
-        let c = u.dot(&(&z * &wk.view().insert_axis(Axis(1)))); // (n, t) dual coefficients
-        let g_diag = u2.dot(&wk); // diag of the (intercept-free) inverse
-        for j in 0..t {
-            loo[(a, j)] = (0..n).map(|i| (c[(i, j)] / g_diag[i]).powi(2)).sum::<f64>() / n as f64;
-        }
-        coef.index_axis_mut(Axis(0), a).assign(&at_b(xs, &c));
     }
+    let coef_all = at_b(xs, &Array2::from_shape_fn((n, alphas.len() * t), |(i, j)| c[(i, j)]), par);
+    let coef = coef_all.into_shape_with_order((alphas.len(), t, d)).expect("alphas x targets rows");
     Ok((coef, loo))
+}
+
+/// Replaces the lower triangle of the symmetric `k` by that of `P k P`, `P = I - s s^T / |s|^2`.
+///
+/// Centering makes the exact kernel annihilate `s`, but the float32 products leave it an eigenvalue near
+/// `eps * |K|` along `s`. With an intercept, `1 - H_ii = alpha G^{-1}_ii - s_i^2 / |s|^2` cancels almost
+/// everything when `n < d`, so that stray eigenvalue would dominate the leave-one-out error at small alphas.
+fn project_out(k: &mut Mat<f64>, s: &Array1<f64>) {
+    let n = s.len();
+    let ss = s.dot(s);
+    // v = K s / |s|^2 from the lower triangle.
+    let mut v = vec![0.0f64; n];
+    for j in 0..n {
+        v[j] += k[(j, j)] * s[j];
+        for i in j + 1..n {
+            v[i] += k[(i, j)] * s[j];
+            v[j] += k[(i, j)] * s[i];
+        }
+    }
+    for x in &mut v {
+        *x /= ss;
+    }
+    let svs: f64 = s.iter().zip(&v).map(|(a, b)| a * b).sum::<f64>() / ss;
+    for j in 0..n {
+        for i in j..n {
+            k[(i, j)] += -s[i] * v[j] - v[i] * s[j] + svs * s[i] * s[j];
+        }
+    }
+}
+
+/// `s_i^2 / sum(w)`: the leverage of the unpenalized intercept (zero without one).
+fn intercept_leverage(s: &Array1<f64>, fit_intercept: bool) -> Array1<f64> {
+    if fit_intercept {
+        let sw: f64 = s.dot(s);
+        s.mapv(|q| q * q / sw)
+    } else {
+        Array1::zeros(s.len())
+    }
+}
+
+/// A symmetric matrix as `Q T Q^T`, `T` tridiagonal (the first half of an eigendecomposition): enough to apply
+/// `(K + alpha I)^{-1}` and find its diagonal for any alpha in `O(n^2)`.
+struct Tridiagonal {
+    diag: Vec<f64>,
+    /// `off[j]` is `T[j + 1, j]`.
+    off: Vec<f64>,
+    /// The orthogonal factor, explicit, column-major.
+    q: Mat<f64>,
+}
+
+/// `T + alpha I = L D L^T`, `L` unit lower bidiagonal with `l[j]` at `(j, j - 1)` (`l[0]` unused).
+struct Ldl {
+    l: Vec<f64>,
+    d: Vec<f64>,
+}
+
+impl Ldl {
+    /// `(T + alpha I)^{-1} u`.
+    fn solve(&self, u: impl Iterator<Item = f64>) -> Vec<f64> {
+        let mut w: Vec<f64> = Vec::with_capacity(self.d.len());
+        for (j, uj) in u.enumerate() {
+            let prev = if j == 0 { 0.0 } else { self.l[j] * w[j - 1] };
+            w.push(uj - prev);
+        }
+        for (wj, dj) in w.iter_mut().zip(&self.d) {
+            *wj /= dj;
+        }
+        for j in (0..w.len().saturating_sub(1)).rev() {
+            w[j] -= self.l[j + 1] * w[j + 1];
+        }
+        w
+    }
+}
+
+impl Tridiagonal {
+    /// Tridiagonalizes the lower triangle of `a`.
+    fn of(mut a: Mat<f64>, par: Par) -> Self {
+        use faer::dyn_stack::{MemBuffer, MemStack};
+        use faer::linalg::{evd::tridiag, householder, qr::no_pivoting::factor::recommended_block_size};
+        let n = a.nrows();
+        if n < 2 {
+            return Tridiagonal { diag: (0..n).map(|i| a[(i, i)]).collect(), off: Vec::new(), q: Mat::identity(n, n) };
+        }
+        let bs = recommended_block_size::<f64>(n, n);
+        let mut h = Mat::<f64>::zeros(bs, n - 1);
+        let req = tridiag::tridiag_in_place_scratch::<f64>(n, par, faer::Spec::default())
+            .or(householder::apply_block_householder_sequence_on_the_left_in_place_scratch::<f64>(n - 1, bs, n));
+        let mut buf = MemBuffer::new(req);
+        tridiag::tridiag_in_place(a.as_mut(), h.as_mut(), par, MemStack::new(&mut buf), faer::Spec::default());
+        let mut q = Mat::<f64>::identity(n, n);
+        householder::apply_block_householder_sequence_on_the_left_in_place_with_conj(
+            a.submatrix(1, 0, n - 1, n - 1),
+            h.as_ref(),
+            faer::Conj::No,
+            q.as_mut().subrows_mut(1, n - 1),
+            par,
+            MemStack::new(&mut buf),
+        );
+        Tridiagonal { diag: (0..n).map(|i| a[(i, i)]).collect(), off: (0..n - 1).map(|i| a[(i + 1, i)]).collect(), q }
+    }
+
+    /// The factorization of `T + alpha I` (positive definite for a Gram matrix and alpha > 0).
+    fn ldl(&self, alpha: f64) -> Result<Ldl> {
+        let n = self.diag.len();
+        let (mut l, mut d) = (vec![0.0; n], vec![0.0; n]);
+        for j in 0..n {
+            d[j] = self.diag[j] + alpha;
+            if j > 0 {
+                l[j] = self.off[j - 1] / d[j - 1];
+                d[j] -= l[j] * self.off[j - 1];
+            }
+            if d[j].is_nan() || d[j] <= 0.0 {
+                return Err(Error::InvalidInput(format!(
+                    "the kernel plus alpha={alpha} is not positive definite (pivot {j} is {}); the data are too \
+                     ill-conditioned for this alpha",
+                    d[j]
+                )));
+            }
+        }
+        Ok(Ldl { l, d })
+    }
+
+    /// `diag((K + alpha I)^{-1})` for every factorization: `(n_alphas, n)`.
+    ///
+    /// With `Z = L^{-1} Q^T`, the diagonal is `sum_j Z[j, i]^2 / D[j]`; rows of `Z` follow from one recurrence
+    /// down the columns of `Q`, so one pass over `Q` serves every alpha. Columns of the result are independent and
+    /// run in parallel blocks.
+    fn inverse_diagonals(&self, factors: &[Ldl], par: Par) -> Array2<f64> {
+        use rayon::prelude::*;
+        const CHUNK: usize = 256;
+        let n = self.q.nrows();
+        let na = factors.len();
+        let chunk = |start: usize| {
+            let len = CHUNK.min(n - start);
+            let mut z = vec![0.0f64; na * len];
+            let mut acc = vec![0.0f64; na * len];
+            for j in 0..n {
+                let qj = &self.q.col(j).try_as_col_major().expect("column-major").as_slice()[start..start + len];
+                for (a, f) in factors.iter().enumerate() {
+                    let (lj, inv_d) = (if j == 0 { 0.0 } else { f.l[j] }, 1.0 / f.d[j]);
+                    let z = &mut z[a * len..(a + 1) * len];
+                    let acc = &mut acc[a * len..(a + 1) * len];
+                    for ((zi, ai), &qi) in z.iter_mut().zip(acc.iter_mut()).zip(qj) {
+                        *zi = qi - lj * *zi;
+                        *ai += *zi * *zi * inv_d;
+                    }
+                }
+            }
+            (start, acc)
+        };
+        let starts: Vec<usize> = (0..n).step_by(CHUNK).collect();
+        let parts: Vec<(usize, Vec<f64>)> = match par {
+            Par::Seq => starts.into_iter().map(chunk).collect(),
+            Par::Rayon(_) => starts.into_par_iter().map(chunk).collect(),
+        };
+        let mut out = Array2::<f64>::zeros((na, n));
+        for (start, acc) in parts {
+            let len = acc.len() / na.max(1);
+            for a in 0..na {
+                out.slice_mut(ndarray::s![a, start..start + len])
+                    .assign(&ArrayView1::from(&acc[a * len..(a + 1) * len]));
+            }
+        }
+        out
+    }
 }
 
 fn primal_path(
@@ -208,7 +379,7 @@ fn primal_path(
 ) -> Result<PathParts> {
     let (n, d) = xs.dim();
     let t = ys.ncols();
-    let g = gram_rows(as_faer(xs).transpose(), par);
+    let g = gram_rows_f64(as_faer(xs).transpose(), par);
     let (lambda, v) = eigh(&g)?;
     // P = X V (n x d) in float64, block by block of rows.
     let mut p = Mat::<f64>::zeros(n, d);
@@ -289,6 +460,47 @@ mod tests {
                         assert!(rel < 1e-5, "n={n} d={d} {mode:?} alpha={alpha}: {} vs {}", path.loo_mse[(a, j)], want);
                     }
                 }
+            }
+        }
+    }
+
+    /// The tridiagonal factorization reproduces the kernel, and its inverse diagonals (computed in column blocks,
+    /// so more samples than one block) match a Cholesky inverse.
+    #[test]
+    fn tridiagonal_inverse_diagonals_match_cholesky() {
+        use faer::linalg::solvers::Solve;
+        let (n, d) = (300, 40);
+        let (x, _) = data(n, d, 1);
+        let k = gram_rows(as_faer(&x), Par::Seq);
+        let tri = Tridiagonal::of(k.clone(), Par::rayon(2));
+        let t = Mat::<f64>::from_fn(n, n, |i, j| match i.abs_diff(j) {
+            0 => tri.diag[i],
+            1 => tri.off[i.min(j)],
+            _ => 0.0,
+        });
+        let rec = &tri.q * &t * tri.q.transpose();
+        for j in 0..n {
+            for i in j..n {
+                assert!((rec[(i, j)] - k[(i, j)]).abs() < 1e-10, "K[{i}, {j}]: {} vs {}", rec[(i, j)], k[(i, j)]);
+            }
+        }
+        let alphas = [1e-3, 0.5, 40.0];
+        let factors: Vec<Ldl> = alphas.iter().map(|&a| tri.ldl(a).unwrap()).collect();
+        let diags = tri.inverse_diagonals(&factors, Par::rayon(2));
+        for (a, &alpha) in alphas.iter().enumerate() {
+            let g = Mat::<f64>::from_fn(n, n, |i, j| k[(i.max(j), i.min(j))] + if i == j { alpha } else { 0.0 });
+            let inv = g.llt(faer::Side::Lower).unwrap().solve(Mat::<f64>::identity(n, n));
+            for i in 0..n {
+                let rel = (diags[(a, i)] - inv[(i, i)]).abs() / inv[(i, i)];
+                assert!(rel < 1e-9, "alpha={alpha} i={i}: {} vs {}", diags[(a, i)], inv[(i, i)]);
+            }
+            let u: Vec<f64> = (0..n).map(|i| (i as f64).sin()).collect();
+            let qtu = tri.q.transpose() * Mat::<f64>::from_fn(n, 1, |i, _| u[i]);
+            let v = factors[a].solve(qtu.col(0).iter().copied());
+            let sol = &tri.q * Mat::<f64>::from_fn(n, 1, |i, _| v[i]);
+            let want = &inv * Mat::<f64>::from_fn(n, 1, |i, _| u[i]);
+            for i in 0..n {
+                assert!((sol[(i, 0)] - want[(i, 0)]).abs() < 1e-9 * want.norm_max(), "solve at {i}");
             }
         }
     }
