@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 
@@ -158,3 +159,43 @@ def test_pooling_releases_the_gil() -> None:
     duration = result["end"] - result["start"]
     assert len(inside) >= 3, "the watcher never ran while the kernel was running"
     assert np.diff(inside).max() < 0.5 * duration
+
+
+@settings(max_examples=40, deadline=None)
+@given(counts=st.lists(st.integers(1, 6), min_size=1, max_size=8), k=st.integers(1, 3), seed=st.integers(0, 99))
+def test_score_reduction_matches_numpy(counts, k, seed):
+    from fastprobe.pooling import reduce_scores
+
+    rng = np.random.default_rng(seed)
+    scores = rng.random((sum(counts), k))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    blocks = [scores[a:b] for a, b in itertools.pairwise(offsets)]
+    ref = {
+        "max": [b.max(axis=0) for b in blocks],
+        "min": [b.min(axis=0) for b in blocks],
+        "mean": [b.mean(axis=0) for b in blocks],
+        "last_token": [b[-1] for b in blocks],
+        "first_token": [b[0] for b in blocks],
+    }
+    for method, want in ref.items():
+        np.testing.assert_allclose(reduce_scores(scores, offsets, method), np.array(want), rtol=1e-15)
+    np.testing.assert_allclose(reduce_scores(scores[:, 0], offsets, "max"), np.array(ref["max"])[:, 0])
+
+
+def test_all_pooling_keeps_every_token_and_labels_follow():
+    from fastprobe.pooling import per_token_labels, reduce_scores
+
+    values = np.arange(12, dtype=np.float32).reshape(6, 2)
+    offsets = [0, 2, 3, 6]
+    np.testing.assert_array_equal(pool_ragged(values, offsets, "all"), values)
+    np.testing.assert_array_equal(per_token_labels(["a", "b", "c"], offsets), ["a", "a", "b", "c", "c", "c"])
+    with pytest.raises(InvalidInputError, match=r"strictly increasing .* offsets\[1\] = 2 and offsets\[2\] = 2"):
+        pool_ragged(values, [0, 2, 2, 6], "all")
+    with pytest.raises(InvalidInputError, match=r"end at the number of token rows \(6\); got 0 .. 5"):
+        pool_ragged(values, [0, 2, 5], "all")
+    with pytest.raises(ShapeMismatchError, match="expected 3 labels"):
+        per_token_labels([1, 0], offsets)
+    with pytest.raises(UnknownOptionError, match='unknown pooling "median"; expected one of: last_token'):
+        reduce_scores(np.zeros(6), offsets, "median")
+    with pytest.raises(ShapeMismatchError, match=r"scores: expected shape \(n_tokens,\) or \(n_tokens, k\)"):
+        reduce_scores(np.zeros((6, 1, 1)), offsets)

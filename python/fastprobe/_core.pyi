@@ -1,6 +1,7 @@
 """Type stubs of the compiled extension ``fastprobe._core`` (checked by mypy.stubtest in ``make lint``)."""
 
-from typing import final
+from collections.abc import Callable
+from typing import Any, final
 
 import numpy as np
 import numpy.typing as npt
@@ -18,8 +19,10 @@ __all__ = [
     "mass_mean_fit",
     "pool_padded",
     "pool_ragged",
+    "reduce_scores",
     "ridge_path",
     "scale_in_place",
+    "sweep_layers",
 ]
 
 __version__: str
@@ -40,6 +43,31 @@ def pool_ragged(
     method: str,
     n_threads: int | None = None,
 ) -> npt.NDArray[np.float32]: ...
+def reduce_scores(
+    scores: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.int64],
+    method: str,
+    n_threads: int | None = None,
+) -> npt.NDArray[np.float64]: ...
+def sweep_layers(
+    source: list[npt.NDArray[np.float32]] | tuple[ActivationStore, list[str], list[int], str],
+    targets: npt.NDArray[np.float64] | npt.NDArray[np.int64],
+    n_classes: int,
+    sample_weight: npt.NDArray[np.float64] | None,
+    solver: str,
+    grid: list[float],
+    *,
+    fit_intercept: bool = True,
+    mode: str = "auto",
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    whiten: bool = False,
+    shrinkage: float = 0.0,
+    standardize: bool = True,
+    n_threads: int | None = None,
+    workers: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> list[tuple[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]] | None, Any]]: ...
 def effective_threads(n_threads: int | None = None) -> int: ...
 def ridge_path(
     x: npt.NDArray[np.float32],

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import numbers
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -86,36 +87,65 @@ class _LinearClassifier:
         return self.classes_[idx]
 
 
-class _RidgeBase(BaseEstimator):
-    """Shared ridge fitting: one eigendecomposition, every alpha, leave-one-out selection."""
+@dataclass
+class _Plan:
+    """What a fit needs besides ``X``.
 
-    def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight: Any) -> None:
+    The Rust solver's name and options, the encoded targets, and how to turn the solver's raw result into fitted
+    attributes. One plan serves one fit or a whole layer sweep.
+    """
+
+    solver: str
+    grid: list[float]
+    targets: np.ndarray
+    n_classes: int
+    options: dict[str, Any]
+    finish: Callable[[Any, Any], None]
+
+
+class _RidgeBase(BaseEstimator):
+    """Shared ridge fitting: one factorization, every alpha, leave-one-out selection."""
+
+    def _ridge_plan(self, Y: np.ndarray, finish: Callable[[Any], None]) -> _Plan:
         alphas = _alphas(self.alphas)
-        w = _weights(sample_weight, X)
-        coef, intercept, loo, dual = _core.ridge_path(
-            _float32(X),
-            np.ascontiguousarray(Y, dtype=np.float64),
-            w,
-            alphas,
-            bool(self.fit_intercept),
-            self.mode,
-            self.n_threads,
-        )
+
+        def done(est: Any, raw: Any) -> None:
+            est._set_ridge(raw, alphas)
+            finish(est)
+
+        options = {"fit_intercept": bool(self.fit_intercept), "mode": self.mode}
+        return _Plan("ridge", alphas, np.ascontiguousarray(Y, dtype=np.float64), 0, options, done)
+
+    def _set_ridge(self, raw: Any, alphas: list[float]) -> None:
+        coef, intercept, loo, dual = raw
         self.loo_mse_ = loo
         self.dual_ = bool(dual)
         if self.alpha_per_target:
             best = np.argmin(loo, axis=0)
-            targets = np.arange(Y.shape[1])
+            targets = np.arange(loo.shape[1])
             self.alpha_ = np.asarray(alphas)[best]
             self.best_score_ = -loo[best, targets]
             self._coef = coef[best, targets]
             self._intercept = intercept[best, targets]
         else:
-            best = int(np.argmin(loo.mean(axis=1)))
-            self.alpha_ = alphas[best]
-            self.best_score_ = -float(loo[best].mean())
-            self._coef = coef[best]
-            self._intercept = intercept[best]
+            i = int(np.argmin(loo.mean(axis=1)))
+            self.alpha_ = alphas[i]
+            self.best_score_ = -float(loo[i].mean())
+            self._coef = coef[i]
+            self._intercept = intercept[i]
+
+    def _fit_plan(self, X: np.ndarray, plan: _Plan, sample_weight: Any) -> None:
+        X32 = _float32(X)
+        raw = _core.ridge_path(
+            X32,
+            plan.targets,
+            _weights(sample_weight, X32),
+            plan.grid,
+            plan.options["fit_intercept"],
+            plan.options["mode"],
+            self.n_threads,
+        )
+        plan.finish(self, raw)
 
 
 class RidgeProbe(RegressorMixin, _RidgeBase):
@@ -199,15 +229,21 @@ class RidgeProbe(RegressorMixin, _RidgeBase):
         self : RidgeProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], multi_output=True, y_numeric=True)
-        y = np.asarray(y, dtype=np.float64)
-        Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        self._fit_targets(X, Y, sample_weight)
-        self.coef_ = self._coef[0] if y.ndim == 1 else self._coef
-        self.intercept_ = float(self._intercept[0]) if y.ndim == 1 else self._intercept
-        if y.ndim == 1 and np.ndim(self.alpha_) == 1:
-            self.alpha_ = float(self.alpha_[0])
-            self.best_score_ = float(self.best_score_[0])
+        self._fit_plan(X, self._plan(y), sample_weight)
         return self
+
+    def _plan(self, y: Any) -> _Plan:
+        y = np.asarray(y, dtype=np.float64)
+        one = y.ndim == 1
+
+        def finish(est: RidgeProbe) -> None:
+            est.coef_ = est._coef[0] if one else est._coef
+            est.intercept_ = float(est._intercept[0]) if one else est._intercept
+            if one and np.ndim(est.alpha_) == 1:
+                est.alpha_ = float(est.alpha_[0])
+                est.best_score_ = float(est.best_score_[0])
+
+        return self._ridge_plan(y.reshape(-1, 1) if one else y, finish)
 
     def predict(self, X: Any) -> np.ndarray:
         """Predict targets: ``X @ coef_.T + intercept_``."""
@@ -270,6 +306,10 @@ class RidgeClassifierProbe(_LinearClassifier, ClassifierMixin, _RidgeBase):
         self : RidgeClassifierProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        self._fit_plan(X, self._plan(y), sample_weight)
+        return self
+
+    def _plan(self, y: Any) -> _Plan:
         idx = _encode_classes(self, y)
         k = len(self.classes_)
         if k == 2:
@@ -277,10 +317,12 @@ class RidgeClassifierProbe(_LinearClassifier, ClassifierMixin, _RidgeBase):
         else:
             Y = -np.ones((len(idx), k))
             Y[np.arange(len(idx)), idx] = 1.0
-        self._fit_targets(X, Y, sample_weight)
-        self.coef_ = self._coef
-        self.intercept_ = self._intercept
-        return self
+
+        def finish(est: RidgeClassifierProbe) -> None:
+            est.coef_ = est._coef
+            est.intercept_ = est._intercept
+
+        return self._ridge_plan(Y, finish)
 
 
 def logistic_path(
@@ -384,32 +426,42 @@ class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
         self : LogisticProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        plan = self._plan(y)
+        X32 = _float32(X)
+        raw = _core.logistic_path(
+            X32,
+            plan.targets,
+            plan.n_classes,
+            _weights(sample_weight, X32),
+            plan.grid,
+            plan.options["fit_intercept"],
+            plan.options["max_iter"],
+            plan.options["tol"],
+            self.n_threads,
+        )
+        plan.finish(self, raw)
+        return self
+
+    def _plan(self, y: Any) -> _Plan:
         idx = _encode_classes(self, y)
         if not isinstance(self.max_iter, numbers.Integral) or self.max_iter < 1:
             raise InvalidInputError(f"max_iter must be an integer >= 1; got {self.max_iter!r}")
-        X32 = _float32(X)
-        ((coef, intercept, n_iter, converged),) = _core.logistic_path(
-            X32,
-            idx,
-            len(self.classes_),
-            _weights(sample_weight, X32),
-            [float(self.C)],
-            bool(self.fit_intercept),
-            int(self.max_iter),
-            float(self.tol),
-            self.n_threads,
-        )
-        if not converged:
-            warnings.warn(
-                f"LogisticProbe did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
-                "standardize the features",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        self.coef_ = coef
-        self.intercept_ = intercept
-        self.n_iter_ = np.array([max(int(n_iter), 1)])
-        return self
+
+        def finish(est: LogisticProbe, raw: Any) -> None:
+            ((coef, intercept, n_iter, converged),) = raw
+            if not converged:
+                warnings.warn(
+                    f"LogisticProbe did not converge in max_iter={est.max_iter} iterations; increase max_iter or "
+                    "standardize the features",
+                    ConvergenceWarning,
+                    stacklevel=3,
+                )
+            est.coef_ = coef
+            est.intercept_ = intercept
+            est.n_iter_ = np.array([max(int(n_iter), 1)])
+
+        options = {"fit_intercept": bool(self.fit_intercept), "max_iter": int(self.max_iter), "tol": float(self.tol)}
+        return _Plan("logistic", [float(self.C)], idx, len(self.classes_), options, finish)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
@@ -479,6 +531,20 @@ class MassMeanProbe(ClassifierMixin, BaseEstimator):
         self : MassMeanProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
+        plan = self._plan(y)
+        X32 = _float32(X)
+        raw = _core.mass_mean_fit(
+            X32,
+            plan.targets,
+            _weights(sample_weight, X32),
+            plan.options["whiten"],
+            plan.options["shrinkage"],
+            self.n_threads,
+        )
+        plan.finish(self, raw)
+        return self
+
+    def _plan(self, y: Any) -> _Plan:
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type not in ("binary", "unknown") and len(np.unique(y)) > 2:
             raise ValueError(
@@ -486,14 +552,15 @@ class MassMeanProbe(ClassifierMixin, BaseEstimator):
                 f"({len(np.unique(y))} classes); MassMeanProbe separates exactly two classes."
             )
         idx = _encode_classes(self, y)
-        X32 = _float32(X)
-        direction, threshold, slope = _core.mass_mean_fit(
-            X32, idx, _weights(sample_weight, X32), bool(self.whiten), float(self.shrinkage), self.n_threads
-        )
-        self.coef_ = direction.reshape(1, -1)
-        self.intercept_ = np.array([-threshold])
-        self.platt_slope_ = float(slope)
-        return self
+
+        def finish(est: MassMeanProbe, raw: Any) -> None:
+            direction, threshold, slope = raw
+            est.coef_ = direction.reshape(1, -1)
+            est.intercept_ = np.array([-threshold])
+            est.platt_slope_ = float(slope)
+
+        options = {"whiten": bool(self.whiten), "shrinkage": float(self.shrinkage)}
+        return _Plan("mass_mean", [], idx, 2, options, finish)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Projection on the direction minus the threshold (positive: ``classes_[1]``), shape (n,)."""

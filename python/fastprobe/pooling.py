@@ -8,8 +8,9 @@ import numpy as np
 
 from fastprobe import _core
 from fastprobe._arrays import to_numpy
+from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
 
-__all__ = ["POOLING_METHODS", "PoolingMethod", "pool", "pool_ragged"]
+__all__ = ["POOLING_METHODS", "PoolingMethod", "per_token_labels", "pool", "pool_ragged", "reduce_scores"]
 
 PoolingMethod = Literal["last_token", "first_token", "mean", "max", "min"]
 #: The accepted pooling names.
@@ -77,14 +78,16 @@ def pool_ragged(
         The real tokens of every prompt, stacked; converted to float32.
     offsets : array-like of int, shape (batch + 1,)
         Prompt ``i`` owns rows ``offsets[i]:offsets[i + 1]``; starts at 0, ends at ``n_tokens``, strictly increasing.
-    method : {"last_token", "first_token", "mean", "max", "min"}, default="last_token"
-        The reduction.
+    method : {"last_token", "first_token", "mean", "max", "min", "all"}, default="last_token"
+        The reduction. ``"all"`` reduces nothing: every token is its own row (the offsets are checked and ``values``
+        is returned as float32); pair it with :func:`per_token_labels` for training and :func:`reduce_scores` for
+        inference.
     n_threads : int, optional
         Threads to use; None uses the default pool.
 
     Returns
     -------
-    numpy.ndarray of shape (batch, hidden), float32
+    numpy.ndarray of shape (batch, hidden), or (n_tokens, hidden) for ``"all"``, float32
 
     Raises
     ------
@@ -102,4 +105,81 @@ def pool_ragged(
     """
     v = to_numpy(values, dtype=np.float32, name="values", ndim=2)
     o = to_numpy(offsets, dtype=np.int64, name="offsets", ndim=1)
+    if method == "all":
+        _check_offsets(o, len(v))
+        return v
     return _core.pool_ragged(v, o, method, n_threads)
+
+
+def _check_offsets(offsets: np.ndarray, n_tokens: int) -> None:
+    # The Rust kernels check the same rules; "all" and per_token_labels never reach them.
+    if offsets.size == 0 or offsets[0] != 0 or offsets[-1] != n_tokens:
+        first, last = (offsets[0], offsets[-1]) if offsets.size else (None, None)
+        raise InvalidInputError(
+            f"offsets must start at 0 and end at the number of token rows ({n_tokens}); got {first} .. {last}"
+        )
+    if np.any(np.diff(offsets) <= 0):
+        i = int(np.argmax(np.diff(offsets) <= 0))
+        raise InvalidInputError(
+            "offsets must be strictly increasing (every prompt needs at least one token); "
+            f"offsets[{i}] = {offsets[i]} and offsets[{i + 1}] = {offsets[i + 1]}"
+        )
+
+
+def per_token_labels(y: Any, offsets: Any) -> np.ndarray:
+    """Each prompt's label repeated once per token: the targets of a probe trained with ``"all"`` pooling.
+
+    Parameters
+    ----------
+    y : array-like of shape (batch,) or (batch, n_targets)
+    offsets : array-like of int, shape (batch + 1,)
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_tokens,) or (n_tokens, n_targets)
+
+    Examples
+    --------
+    >>> from fastprobe.pooling import per_token_labels
+    >>> per_token_labels([1, 0], [0, 3, 4])
+    array([1, 1, 1, 0])
+    """
+    y = np.asarray(y)
+    o = to_numpy(offsets, dtype=np.int64, name="offsets", ndim=1)
+    if len(y) != len(o) - 1:
+        raise ShapeMismatchError(f"y: expected {len(o) - 1} labels (one per prompt of offsets), got {len(y)}")
+    _check_offsets(o, int(o[-1]) if o.size else 0)
+    return np.repeat(y, np.diff(o), axis=0)
+
+
+def reduce_scores(
+    scores: Any, offsets: Any, method: PoolingMethod | str = "max", *, n_threads: int | None = None
+) -> np.ndarray:
+    """Reduce per-token scores (probabilities, decision values) to one row per prompt: the score stage of pooling.
+
+    Parameters
+    ----------
+    scores : array-like of shape (n_tokens,) or (n_tokens, k)
+        One score (or one row of scores) per token, prompts stacked; converted to float64.
+    offsets : array-like of int, shape (batch + 1,)
+        Prompt ``i`` owns rows ``offsets[i]:offsets[i + 1]``.
+    method : {"max", "min", "mean", "last_token", "first_token"}, default="max"
+        Max and min propagate NaN.
+    n_threads : int, optional
+
+    Returns
+    -------
+    numpy.ndarray of shape (batch,) or (batch, k), float64
+
+    Examples
+    --------
+    >>> from fastprobe.pooling import reduce_scores
+    >>> reduce_scores([0.2, 0.9, 0.4, 0.1], [0, 3, 4], "max")
+    array([0.9, 0.1])
+    """
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim not in (1, 2):
+        raise ShapeMismatchError(f"scores: expected shape (n_tokens,) or (n_tokens, k), got {s.shape}")
+    o = to_numpy(offsets, dtype=np.int64, name="offsets", ndim=1)
+    out = _core.reduce_scores(np.ascontiguousarray(s.reshape(len(s), -1)), o, method, n_threads)
+    return out[:, 0] if s.ndim == 1 else out

@@ -7,6 +7,8 @@
 //! - [`pooling`]: reduce a sequence of token activations to one vector per prompt, over padded batches (with an
 //!   attention mask) or ragged (unpadded) token blocks.
 //! - [`store`]: the activation store (compressed, checksummed, crash-safe segment files and index).
+//! - [`solvers`]: ridge, logistic regression, mass-mean probes and standardization.
+//! - [`sweep`]: one probe per layer, layers read once and fitted in parallel.
 //! - [`parallel`]: the thread pools the kernels run on.
 //! - [`buffer`]: large output arrays.
 #![deny(missing_docs)]
@@ -17,6 +19,7 @@ pub mod parallel;
 pub mod pooling;
 pub mod solvers;
 pub mod store;
+pub mod sweep;
 
 pub use error::{Error, Result};
 pub use pooling::Pooling;

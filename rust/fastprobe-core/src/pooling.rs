@@ -187,6 +187,51 @@ pub fn pool_ragged(values: ArrayView2<'_, f32>, offsets: &[usize], method: Pooli
     Ok(out)
 }
 
+/// The score stage of token pooling: reduces per-token scores (`(N_tokens, K)` float64, such as each token's class
+/// probabilities) to one row per prompt, over the same ragged `offsets` as [`pool_ragged`].
+///
+/// Max and min propagate NaN; mean accumulates in float64.
+///
+/// # Errors
+/// As [`pool_ragged`].
+pub fn reduce_scores(scores: ArrayView2<'_, f64>, offsets: &[usize], method: Pooling) -> Result<Array2<f64>> {
+    let (n_tokens, k) = scores.dim();
+    validate_offsets(offsets, n_tokens)?;
+    let b = offsets.len() - 1;
+    let mut out = Array2::<f64>::zeros((b, k));
+    let reduce = |(i, mut dst): (usize, ndarray::ArrayViewMut1<'_, f64>)| {
+        let block = scores.slice(ndarray::s![offsets[i]..offsets[i + 1], ..]);
+        match method {
+            Pooling::LastToken => dst.assign(&block.row(block.nrows() - 1)),
+            Pooling::FirstToken => dst.assign(&block.row(0)),
+            Pooling::Mean => {
+                for row in block.rows() {
+                    dst += &row;
+                }
+                dst /= block.nrows() as f64;
+            }
+            Pooling::Max | Pooling::Min => {
+                let take_max = method == Pooling::Max;
+                dst.assign(&block.row(0));
+                for row in block.rows() {
+                    for (o, &v) in dst.iter_mut().zip(row) {
+                        let better = if take_max { v > *o } else { v < *o };
+                        if v.is_nan() || better {
+                            *o = v;
+                        }
+                    }
+                }
+            }
+        }
+    };
+    if n_tokens * k >= PARALLEL_MIN_VALUES {
+        out.axis_iter_mut(ndarray::Axis(0)).into_par_iter().enumerate().for_each(reduce);
+    } else {
+        out.axis_iter_mut(ndarray::Axis(0)).enumerate().for_each(reduce);
+    }
+    Ok(out)
+}
+
 /// Calls `f(i, row_i)` for every `h`-wide row of `out`, in parallel when `work` makes it worth it.
 fn run_rows(out: &mut [f32], h: usize, work: usize, f: impl Fn((usize, &mut [f32])) + Sync + Send) {
     if h == 0 {
@@ -247,6 +292,27 @@ mod tests {
             Array3::from_shape_vec((2, 3, 2), vec![1., 2., 3., -4., 99., 99., 99., 99., 5., 6., 7., 8.]).unwrap();
         let mask = array![[true, true, false], [false, true, true]];
         (hidden, mask)
+    }
+
+    #[test]
+    fn score_reduction_over_ragged_blocks() {
+        let scores = array![[0.1, 0.9], [0.7, 0.3], [0.4, 0.6], [f64::NAN, 0.5], [0.2, 0.8]];
+        let offsets = [0, 3, 5];
+        let cases = [
+            (Pooling::LastToken, array![[0.4, 0.6], [0.2, 0.8]]),
+            (Pooling::FirstToken, array![[0.1, 0.9], [f64::NAN, 0.5]]),
+            (Pooling::Mean, array![[0.4, 0.6], [f64::NAN, 0.65]]),
+            (Pooling::Max, array![[0.7, 0.9], [f64::NAN, 0.8]]),
+            (Pooling::Min, array![[0.1, 0.3], [f64::NAN, 0.5]]),
+        ];
+        for (method, want) in cases {
+            let got = reduce_scores(scores.view(), &offsets, method).unwrap();
+            for (g, w) in got.iter().zip(&want) {
+                assert!((g.is_nan() && w.is_nan()) || (g - w).abs() < 1e-15, "{method}: {got} vs {want}");
+            }
+        }
+        let err = reduce_scores(scores.view(), &[0, 3, 4], Pooling::Max).unwrap_err().to_string();
+        assert!(err.contains("end at the number of token rows (5)"), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod errors;
 mod pooling;
 mod solvers;
 mod store;
+mod sweep;
 
 use pyo3::prelude::*;
 
@@ -17,11 +18,13 @@ use pyo3::prelude::*;
 #[pymodule(gil_used = false)]
 mod _core {
     #[pymodule_export]
-    use super::pooling::{pool_padded, pool_ragged};
+    use super::pooling::{pool_padded, pool_ragged, reduce_scores};
     #[pymodule_export]
     use super::solvers::{fit_scaler, logistic_path, mass_mean_fit, ridge_path, scale_in_place};
     #[pymodule_export]
     use super::store::PyStore;
+    #[pymodule_export]
+    use super::sweep::sweep_layers;
 
     use pyo3::prelude::*;
 

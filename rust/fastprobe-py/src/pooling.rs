@@ -52,3 +52,23 @@ pub fn pool_ragged<'py>(
     let out = run_detached(py, work, PARALLEL_MIN_BYTES, n_threads, move || pooling::pool_ragged(v, &offsets, method))?;
     Ok(out.into_pyarray(py))
 }
+
+/// Reduce per-token scores `scores` (`N_tokens`, K) float64 to one row per prompt over ragged `offsets` (int64,
+/// B + 1 entries) with `method` (`last_token`, `first_token`, `mean`, `max`, `min`). Returns (B, K) float64.
+#[pyfunction]
+#[pyo3(signature = (scores, offsets, method, n_threads=None))]
+pub fn reduce_scores<'py>(
+    py: Python<'py>,
+    scores: PyReadonlyArray2<'py, f64>,
+    offsets: PyReadonlyArray1<'py, i64>,
+    method: &str,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    let method = convert::pooling(py, method)?;
+    let offsets = convert::offsets(py, &offsets)?;
+    let s = scores.as_array();
+    let work = s.len() * std::mem::size_of::<f64>();
+    let out =
+        run_detached(py, work, PARALLEL_MIN_BYTES * 2, n_threads, move || pooling::reduce_scores(s, &offsets, method))?;
+    Ok(out.into_pyarray(py))
+}

@@ -29,7 +29,7 @@ fn dtype(py: Python<'_>, name: Option<&str>) -> PyResult<Option<StorageDtype>> {
 /// `dtype` as its default storage dtype and `fingerprint` (JSON text) as its description if it does not exist.
 #[pyclass(name = "ActivationStore", module = "fastprobe._core", frozen)]
 pub struct PyStore {
-    inner: Arc<Store>,
+    pub(crate) inner: Arc<Store>,
 }
 
 #[pymethods]
