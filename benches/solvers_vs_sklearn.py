@@ -9,7 +9,8 @@ Run with ``make bench`` or ``python benches/solvers_vs_sklearn.py [--ridge-layer
 - logistic regression on the 30 SmolLM2 layers of the cities data (last-token activations, 1,000 training prompts,
   standardized features): ``fit_layers`` reading the layers from the store against scikit-learn's lbfgs loop over
   arrays already in memory, with held-out accuracy;
-- pooling of 1,496 ragged prompts x 30 layers x 576 (mean, last token) against numpy on padded tensors.
+- pooling of 1,496 ragged prompts x 30 layers x 576 (every method) against vectorized numpy on padded tensors and
+  their mask.
 """
 
 from __future__ import annotations
@@ -138,13 +139,17 @@ def bench_pooling(repeats: int) -> dict[str, Any]:
     for i, c in enumerate(counts):
         padded[i, :c] = values[offsets[i] : offsets[i + 1]]
         mask[i, :c] = True
+    masked = mask[:, :, None]
+    refs: dict[str, Callable[[], np.ndarray]] = {
+        "mean": lambda: (padded * masked).sum(axis=1) / counts[:, None],
+        "max": lambda: np.where(masked, padded, -np.inf).max(axis=1),
+        "min": lambda: np.where(masked, padded, np.inf).min(axis=1),
+        "last_token": lambda: padded[np.arange(n), counts - 1],
+        "first_token": lambda: np.ascontiguousarray(padded[:, 0]),
+    }
     out: dict[str, Any] = {}
-    for method in ("mean", "last_token"):
+    for method, ref_fn in refs.items():
         t_ours, ours = median_time(lambda method=method: pool_ragged(values, offsets, method), repeats)
-        if method == "mean":
-            ref_fn: Callable[[], np.ndarray] = lambda: (padded * mask[:, :, None]).sum(axis=1) / counts[:, None]  # noqa: E731
-        else:
-            ref_fn = lambda: padded[np.arange(n), counts - 1]  # noqa: E731
         t_np, ref = median_time(ref_fn, repeats)
         np.testing.assert_allclose(ours, ref, rtol=1e-4, atol=1e-5)
         out[f"pool_{method}_fastprobe_s"] = t_ours
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     r: dict[str, Any] = {}
     if "pooling" not in args.skip:
         r |= bench_pooling(args.repeats)
-        for m in ("mean", "last_token"):
+        for m in ("mean", "max", "min", "last_token", "first_token"):
             t_np, t_fp = r[f"pool_{m}_numpy_s"], r[f"pool_{m}_fastprobe_s"]
             print(f"pooling {m:10}: numpy padded {t_np:.3f} s, fastprobe ragged {t_fp:.3f} s ({t_np / t_fp:.1f}x)")
     if "logistic" not in args.skip:
