@@ -133,32 +133,22 @@ fn to_nd(m: &Mat<f64>) -> Array2<f64> {
     Array2::from_shape_fn((m.nrows(), m.ncols()), |(i, j)| m[(i, j)])
 }
 
-/// `A^T B` for row-major `a` (`n x d`, float32) and `b` (`n x t`, float64), accumulated in float64: `(t, d)`.
+/// `A^T B` for row-major `a` (`n x d`, float32) and `b` (`n x t`, float64), in float64: `(t, d)`.
 ///
-/// Blocks of feature columns are independent and run in parallel unless `par` is sequential.
-fn at_b(a: &Array2<f32>, b: &Array2<f64>, par: Par) -> Array2<f64> {
-    use ndarray::parallel::prelude::*;
-    const CHUNK: usize = 256;
-    let mut out = Array2::<f64>::zeros((b.ncols(), a.ncols()));
-    let block = |(c, mut out): (usize, ndarray::ArrayViewMut2<'_, f64>)| {
-        let cols = c * CHUNK..c * CHUNK + out.ncols();
-        for (arow, brow) in a.rows().into_iter().zip(b.rows()) {
-            let arow = arow.slice(ndarray::s![cols.clone()]);
-            for (k, &bk) in brow.iter().enumerate() {
-                if bk != 0.0 {
-                    for (o, &v) in out.row_mut(k).iter_mut().zip(arow) {
-                        *o += bk * f64::from(v);
-                    }
-                }
-            }
-        }
-    };
-    let chunks = out.axis_chunks_iter_mut(Axis(1), CHUNK);
-    match par {
-        Par::Seq => chunks.into_iter().enumerate().for_each(block),
-        Par::Rayon(_) => chunks.into_par_iter().enumerate().for_each(block),
+/// Rows of `a` are widened to float64 a block at a time and multiplied in one GEMM per block.
+fn at_b(a: &Array2<f32>, b: MatRef<'_, f64>, par: Par) -> Array2<f64> {
+    let (n, d) = a.dim();
+    let mut out = Mat::<f64>::zeros(d, b.ncols());
+    let block = super::GRAM_BLOCK;
+    let mut start = 0;
+    while start < n {
+        let len = block.min(n - start);
+        let rows = a.slice(ndarray::s![start..start + len, ..]);
+        let wide = Mat::<f64>::from_fn(len, d, |i, j| f64::from(rows[(i, j)]));
+        faer::linalg::matmul::matmul(&mut out, Accum::Add, wide.transpose(), b.subrows(start, len), 1.0, par);
+        start += len;
     }
-    out
+    Array2::from_shape_fn((b.ncols(), d), |(k, j)| out[(j, k)])
 }
 
 type PathParts = (Array3<f64>, Array2<f64>);
@@ -199,7 +189,7 @@ fn dual_path(
                 (0..n).map(|i| (alpha * col[i] / (alpha * g_diag[(a, i)] - h0[i])).powi(2)).sum::<f64>() / n as f64;
         }
     }
-    let coef_all = at_b(xs, &Array2::from_shape_fn((n, alphas.len() * t), |(i, j)| c[(i, j)]), par);
+    let coef_all = at_b(xs, c.as_ref(), par);
     let coef = coef_all.into_shape_with_order((alphas.len(), t, d)).expect("alphas x targets rows");
     Ok((coef, loo))
 }
