@@ -7,8 +7,9 @@
 //! next one: at most `workers` layer matrices exist at any time. With more than one worker each fit's dense linear
 //! algebra runs sequentially (the layers are the parallelism); with one worker it uses the whole pool.
 //!
-//! The first error (a failed load, a solver error, or the progress callback asking to stop) stops every worker
-//! before its next layer, and is returned.
+//! An error (a failed load, a solver error, or the progress callback asking to stop) stops every worker before its
+//! next layer. Layers are taken in order and a taken layer is always finished, so every layer before a failing one
+//! has run: the error returned is that of the lowest failing layer, whatever the timing.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -132,7 +133,7 @@ pub fn sweep(
     let par = if workers > 1 { Par::Seq } else { Par::rayon(0) };
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let first_error: Mutex<Option<Error>> = Mutex::new(None);
+    let first_error: Mutex<Option<(usize, Error)>> = Mutex::new(None);
     let results: Mutex<Vec<Option<LayerResult>>> = Mutex::new(vec![None; n_layers]);
     let one_layer = |l: usize| -> Result<LayerResult> {
         let mut x = load(l)?;
@@ -165,7 +166,10 @@ pub fn sweep(
                         Ok(r) => results.lock().unwrap_or_else(std::sync::PoisonError::into_inner)[l] = Some(r),
                         Err(e) => {
                             failed.store(true, Ordering::Relaxed);
-                            first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(e);
+                            let mut first = first_error.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                            if first.as_ref().is_none_or(|(at, _)| l < *at) {
+                                *first = Some((l, e));
+                            }
                             break;
                         }
                     }
@@ -173,7 +177,7 @@ pub fn sweep(
             });
         }
     });
-    if let Some(e) = first_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
+    if let Some((_, e)) = first_error.into_inner().unwrap_or_else(std::sync::PoisonError::into_inner) {
         return Err(e);
     }
     Ok(results
