@@ -103,6 +103,27 @@ class _Plan:
     finish: Callable[[Any, Any], None]
 
 
+def _solve(plan: _Plan, X: np.ndarray, sample_weight: Any, n_threads: int | None) -> Any:
+    """Run the plan's Rust solver on one design matrix; the raw result goes to ``plan.finish``."""
+    X32 = _float32(X)
+    w = _weights(sample_weight, X32)
+    o = plan.options
+    if plan.solver == "ridge":
+        return _core.ridge_path(X32, plan.targets, w, plan.grid, o["fit_intercept"], o["mode"], n_threads)
+    if plan.solver == "logistic":
+        return _core.logistic_path(
+            X32, plan.targets, plan.n_classes, w, plan.grid, o["fit_intercept"], o["max_iter"], o["tol"], n_threads
+        )
+    return _core.mass_mean_fit(X32, plan.targets, w, o["whiten"], o["shrinkage"], n_threads)
+
+
+def _fit_planned(est: Any, X: np.ndarray, y: Any, sample_weight: Any) -> Any:
+    """Fit ``est`` (which has ``_plan`` and ``n_threads``) on validated ``X`` and ``y``; returns ``est``."""
+    plan = est._plan(y)
+    plan.finish(est, _solve(plan, X, sample_weight, est.n_threads))
+    return est
+
+
 class _RidgeBase(BaseEstimator):
     """Shared ridge fitting: one factorization, every alpha, leave-one-out selection."""
 
@@ -134,26 +155,13 @@ class _RidgeBase(BaseEstimator):
             self._coef = coef[i]
             self._intercept = intercept[i]
 
-    def _fit_plan(self, X: np.ndarray, plan: _Plan, sample_weight: Any) -> None:
-        X32 = _float32(X)
-        raw = _core.ridge_path(
-            X32,
-            plan.targets,
-            _weights(sample_weight, X32),
-            plan.grid,
-            plan.options["fit_intercept"],
-            plan.options["mode"],
-            self.n_threads,
-        )
-        plan.finish(self, raw)
-
 
 class RidgeProbe(RegressorMixin, _RidgeBase):
     """Ridge regression probe with exact leave-one-out alpha selection.
 
-    All alphas are solved from one eigendecomposition (of the ``n x n`` kernel when ``n <= d``, else of the
-    ``d x d`` Gram matrix), and the alpha with the lowest mean squared leave-one-out error is kept, as
-    scikit-learn's ``RidgeCV`` does. With one alpha this is plain ``Ridge``.
+    All alphas are solved from one factorization (a tridiagonalization of the ``n x n`` kernel when ``n <= d``, else
+    an eigendecomposition of the ``d x d`` Gram matrix), and the alpha with the lowest mean squared leave-one-out
+    error is kept, as scikit-learn's ``RidgeCV`` does. With one alpha this is plain ``Ridge``.
 
     Parameters
     ----------
@@ -162,7 +170,7 @@ class RidgeProbe(RegressorMixin, _RidgeBase):
     fit_intercept : bool, default=True
         Fit an (unpenalized) intercept.
     mode : {"auto", "primal", "dual"}, default="auto"
-        Which eigendecomposition to use; "auto" picks the smaller matrix.
+        Which matrix to factor; "auto" picks the smaller one.
     alpha_per_target : bool, default=False
         Choose an alpha for each target separately.
     n_threads : int, optional
@@ -229,8 +237,7 @@ class RidgeProbe(RegressorMixin, _RidgeBase):
         self : RidgeProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64], multi_output=True, y_numeric=True)
-        self._fit_plan(X, self._plan(y), sample_weight)
-        return self
+        return _fit_planned(self, X, y, sample_weight)
 
     def _plan(self, y: Any) -> _Plan:
         y = np.asarray(y, dtype=np.float64)
@@ -306,8 +313,7 @@ class RidgeClassifierProbe(_LinearClassifier, ClassifierMixin, _RidgeBase):
         self : RidgeClassifierProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        self._fit_plan(X, self._plan(y), sample_weight)
-        return self
+        return _fit_planned(self, X, y, sample_weight)
 
     def _plan(self, y: Any) -> _Plan:
         idx = _encode_classes(self, y)
@@ -426,21 +432,7 @@ class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
         self : LogisticProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        plan = self._plan(y)
-        X32 = _float32(X)
-        raw = _core.logistic_path(
-            X32,
-            plan.targets,
-            plan.n_classes,
-            _weights(sample_weight, X32),
-            plan.grid,
-            plan.options["fit_intercept"],
-            plan.options["max_iter"],
-            plan.options["tol"],
-            self.n_threads,
-        )
-        plan.finish(self, raw)
-        return self
+        return _fit_planned(self, X, y, sample_weight)
 
     def _plan(self, y: Any) -> _Plan:
         idx = _encode_classes(self, y)
@@ -454,7 +446,7 @@ class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
                     f"LogisticProbe did not converge in max_iter={est.max_iter} iterations; increase max_iter or "
                     "standardize the features",
                     ConvergenceWarning,
-                    stacklevel=3,
+                    stacklevel=4,
                 )
             est.coef_ = coef
             est.intercept_ = intercept
@@ -531,18 +523,7 @@ class MassMeanProbe(ClassifierMixin, BaseEstimator):
         self : MassMeanProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        plan = self._plan(y)
-        X32 = _float32(X)
-        raw = _core.mass_mean_fit(
-            X32,
-            plan.targets,
-            _weights(sample_weight, X32),
-            plan.options["whiten"],
-            plan.options["shrinkage"],
-            self.n_threads,
-        )
-        plan.finish(self, raw)
-        return self
+        return _fit_planned(self, X, y, sample_weight)
 
     def _plan(self, y: Any) -> _Plan:
         y_type = type_of_target(y, input_name="y", raise_unknown=True)

@@ -64,15 +64,12 @@ def _as_layers(layers: Any) -> StoreLayers | list[np.ndarray]:
         if len(layers) == 0:
             raise InvalidInputError("StoreLayers has no sites; give at least one layer to sweep")
         return layers
-    if isinstance(layers, np.ndarray):
-        if layers.ndim != 3:
-            raise ShapeMismatchError(
-                f"layers: expected a 3-D array (n_layers, n_samples, hidden) or a sequence of 2-D arrays, "
-                f"got shape {layers.shape}"
-            )
-        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in layers]
-    else:
-        arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in layers]
+    if isinstance(layers, np.ndarray) and layers.ndim != 3:
+        raise ShapeMismatchError(
+            f"layers: expected a 3-D array (n_layers, n_samples, hidden) or a sequence of 2-D arrays, "
+            f"got shape {layers.shape}"
+        )
+    arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in layers]
     if not arrays:
         raise InvalidInputError("layers is empty; give at least one layer to sweep")
     for i, a in enumerate(arrays):

@@ -97,7 +97,7 @@ pub fn sweep_layers<'py>(
         Source::Arrays(a) => (a.iter().map(PyReadonlyArray2::as_array).collect::<Vec<_>>(), None),
         Source::Store((s, prompts, sites, pooling)) => {
             let pooling: Pooling = convert::pooling(py, pooling)?;
-            (Vec::new(), Some((std::sync::Arc::clone(&s.inner), prompts.clone(), sites.clone(), pooling)))
+            (Vec::new(), Some((&*s.inner, prompts.as_slice(), sites.as_slice(), pooling)))
         }
     };
     let n_layers = store.as_ref().map_or(arrays.len(), |(_, _, sites, _)| sites.len());

@@ -16,7 +16,7 @@ pub mod mass_mean;
 pub mod ridge;
 pub mod standardize;
 
-use faer::{Accum, Mat, MatRef, Par};
+use faer::{Accum, Mat, MatMut, MatRef, Par};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
@@ -98,13 +98,25 @@ pub fn as_faer<T: faer::traits::ComplexField>(a: &Array2<T>) -> MatRef<'_, T> {
     MatRef::from_row_major_slice(a.as_slice().expect("row-major matrix"), r, c)
 }
 
+/// `dst (+)= alpha * part * part^T` on the lower triangle of `dst` only.
+fn lower_gram<T: faer::traits::ComplexField>(
+    dst: MatMut<'_, T>,
+    accum: Accum,
+    part: MatRef<'_, T>,
+    alpha: T,
+    par: Par,
+) {
+    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
+    let rect = BlockStructure::Rectangular;
+    matmul(dst, BlockStructure::TriangularLower, accum, part, rect, part.transpose(), rect, alpha, par);
+}
+
 /// `A A^T` for a float32 matrix `a` (`r x c`), accumulated in float64 over blocks of [`GRAM_BLOCK`] columns.
 ///
 /// Only the lower triangle (diagonal included) is computed; the strict upper triangle is zero. Every consumer
 /// (eigendecomposition, tridiagonalization, Cholesky) reads the lower triangle.
 #[must_use]
 pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
-    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
     let (r, c) = (a.nrows(), a.ncols());
     let mut acc = Mat::<f64>::zeros(r, r);
     let mut block = Mat::<f32>::zeros(r, r);
@@ -112,17 +124,7 @@ pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
     while start < c {
         let len = GRAM_BLOCK.min(c - start);
         let part = a.subcols(start, len);
-        matmul(
-            &mut block,
-            BlockStructure::TriangularLower,
-            Accum::Replace,
-            part,
-            BlockStructure::Rectangular,
-            part.transpose(),
-            BlockStructure::Rectangular,
-            1.0f32,
-            par,
-        );
+        lower_gram(block.as_mut(), Accum::Replace, part, 1.0f32, par);
         for j in 0..r {
             let src = &block.col(j).try_as_col_major().expect("column-major").as_slice()[j..];
             let dst = &mut acc.col_mut(j).try_as_col_major_mut().expect("column-major").as_slice_mut()[j..];
@@ -142,7 +144,6 @@ pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
 /// Only the lower triangle (diagonal included) is computed.
 #[must_use]
 pub fn gram_rows_f64(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
-    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
     let (r, c) = (a.nrows(), a.ncols());
     let mut acc = Mat::<f64>::zeros(r, r);
     let mut start = 0;
@@ -150,17 +151,7 @@ pub fn gram_rows_f64(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
         let len = GRAM_BLOCK.min(c - start);
         let part = a.subcols(start, len);
         let wide = Mat::<f64>::from_fn(r, len, |i, j| f64::from(part[(i, j)]));
-        matmul(
-            &mut acc,
-            BlockStructure::TriangularLower,
-            Accum::Add,
-            &wide,
-            BlockStructure::Rectangular,
-            wide.transpose(),
-            BlockStructure::Rectangular,
-            1.0f64,
-            par,
-        );
+        lower_gram(acc.as_mut(), Accum::Add, wide.as_ref(), 1.0f64, par);
         start += len;
     }
     acc
