@@ -17,7 +17,16 @@ PROMPTS = [
     "The city of Berlin is in Germany and the city of Madrid is in Spain.",
     "Cairo is in Egypt.",
 ]
-FINAL_NORM = {"llama": "norm", "gpt2": "ln_f", "gpt_neox": "final_layer_norm", "bert": None}
+FINAL_NORM = {
+    "llama": "norm",
+    "gpt2": "ln_f",
+    "gpt_neox": "final_layer_norm",
+    "bert": None,
+    "opt": "decoder.final_layer_norm",
+    "qwen2": "norm",
+    "gemma2": "norm",
+    "llava": "language_model.norm",
+}
 
 
 def unpadded_reference(loaded, prompt: str) -> tuple[torch.Tensor, ...]:  # type: ignore[no-untyped-def]
@@ -43,7 +52,7 @@ def test_hooks_equal_hidden_states(arch: str, side: str) -> None:
             got = {k: v[i, layer * h : (layer + 1) * h] for k, v in feats.items()}
             if layer == n - 1 and FINAL_NORM[arch] is not None:
                 # HF's last hidden state has the final norm applied; ours is taken before it.
-                norm = getattr(loaded.model, FINAL_NORM[arch])
+                norm = loaded.model.get_submodule(FINAL_NORM[arch])
                 with torch.inference_mode():
                     normed = norm(torch.from_numpy(got["last_token"])).numpy()
                 np.testing.assert_allclose(normed, ref[-1].numpy(), atol=2e-5, rtol=1e-4)

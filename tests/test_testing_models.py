@@ -7,7 +7,7 @@ import pathlib
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+from transformers import AutoTokenizer
 
 import fastprobe.testing as testing
 
@@ -17,7 +17,9 @@ SENTENCES = ["The city of Paris is in France.", "Tokyo is in Japan."]
 
 
 def _auto_class(arch: str) -> type:
-    return AutoModel if arch == "bert" else AutoModelForCausalLM
+    import transformers
+
+    return getattr(transformers, testing.AUTO_CLASSES[arch])  # type: ignore[no-any-return]
 
 
 def _weights(path: pathlib.Path) -> dict[str, torch.Tensor]:
@@ -25,7 +27,8 @@ def _weights(path: pathlib.Path) -> dict[str, torch.Tensor]:
 
 
 def test_architectures() -> None:
-    assert ARCHITECTURES == ("llama", "gpt2", "gpt_neox", "bert")
+    assert ARCHITECTURES == ("llama", "gpt2", "gpt_neox", "bert", "opt", "qwen2", "gemma2", "llava")
+    assert set(testing.AUTO_CLASSES) == set(ARCHITECTURES)
 
 
 @pytest.mark.parametrize("padding_side", ["left", "right"])
@@ -42,11 +45,12 @@ def test_build_load_forward(arch: str, padding_side: str, tmp_path: pathlib.Path
     assert not model.training
     assert tokenizer.padding_side == padding_side
     assert tokenizer.pad_token is not None
-    assert model.config.vocab_size == len(tokenizer)
-    assert model.config.pad_token_id == tokenizer.pad_token_id
+    text = model.config.get_text_config()  # the model's own config, or a multimodal model's language model's
+    assert text.vocab_size == len(tokenizer)
+    assert text.pad_token_id == tokenizer.pad_token_id
     if arch != "bert":
-        assert model.config.bos_token_id == tokenizer.bos_token_id
-        assert model.config.eos_token_id == tokenizer.eos_token_id
+        assert text.bos_token_id == tokenizer.bos_token_id
+        assert text.eos_token_id == tokenizer.eos_token_id
 
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
     ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -60,7 +64,7 @@ def test_build_load_forward(arch: str, padding_side: str, tmp_path: pathlib.Path
 
     with torch.no_grad():
         out = model(**batch, output_hidden_states=True)
-    assert len(out.hidden_states) == model.config.num_hidden_layers + 1 == 4 + 1
+    assert len(out.hidden_states) == text.num_hidden_layers + 1 == 4 + 1
     for hidden in out.hidden_states:
         assert hidden.shape == (2, seq, 32)
         assert torch.isfinite(hidden).all()

@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from fastprobe.architectures import Anatomy, anatomy, decoder_blocks
 from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptionError
 from fastprobe.pooling import pool
+from fastprobe.sites import Site, SiteSpec, resolve_sites
 from fastprobe.store import ActivationStore
 
 __all__ = [
@@ -28,59 +31,8 @@ __all__ = [
     "load_model",
     "model_fingerprint",
     "resolve_device",
+    "tokenize",
 ]
-
-#: Attribute paths searched, in order, for a model's list of decoder (or encoder) blocks.
-BLOCK_PATHS: tuple[str, ...] = (
-    "model.layers",
-    "model.language_model.layers",
-    "model.decoder.layers",
-    "transformer.h",
-    "gpt_neox.layers",
-    "layers",
-    "language_model.layers",
-    "decoder.layers",
-    "h",
-    "encoder.layer",
-    "bert.encoder.layer",
-)
-
-
-def _get_path(obj: Any, path: str) -> Any:
-    for part in path.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj
-
-
-def decoder_blocks(model: Any) -> Any:
-    """Return the ``torch.nn.ModuleList`` of a model's transformer blocks.
-
-    Parameters
-    ----------
-    model : torch.nn.Module
-        A Hugging Face model, with or without its language-model head.
-
-    Returns
-    -------
-    torch.nn.ModuleList
-
-    Raises
-    ------
-    FastprobeError
-        If none of :data:`BLOCK_PATHS` holds a module list; the message names every path tried.
-    """
-    import torch
-
-    for path in BLOCK_PATHS:
-        blocks = _get_path(model, path)
-        if isinstance(blocks, torch.nn.ModuleList) and len(blocks) > 0:
-            return blocks
-    raise FastprobeError(
-        f"cannot find the transformer blocks of {type(model).__name__}: looked for a ModuleList at "
-        + ", ".join(BLOCK_PATHS)
-    )
 
 
 def resolve_device(device: str) -> str:
@@ -183,9 +135,8 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
         model.to(resolved)
         model.eval()
         model.requires_grad_(False)
-        blocks = decoder_blocks(model)
-        hidden = int(getattr(model.config, "hidden_size", 0) or getattr(model.config, "n_embd", 0))
-        loaded = LoadedModel(path, model, tokenizer, resolved, len(blocks), hidden)
+        body = anatomy(model)
+        loaded = LoadedModel(path, model, tokenizer, resolved, body.n_layers, body.hidden_size)
         _MODELS[key] = loaded
         return loaded
 
@@ -246,23 +197,90 @@ def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, 
 
 
 class _StopForward(Exception):
-    """Raised by the deepest hook to end the forward pass early."""
+    """Raised by the last hook a batch needs, to end the forward pass early."""
 
 
-def _block_output(output: Any) -> Any:
+def _first(output: Any) -> Any:
     return output[0] if isinstance(output, (tuple, list)) else output
+
+
+_OOM: tuple[type[BaseException], ...] = ()
+
+
+def _oom_errors() -> tuple[type[BaseException], ...]:
+    global _OOM
+    if not _OOM:
+        import torch
+
+        _OOM = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
+    return _OOM
+
+
+class _Batch:
+    """One forward pass's captures, turned into site activations on demand.
+
+    Head sites are computed from the attention projection's input only where asked: at one position per prompt
+    (:meth:`at`), at the real tokens (:meth:`tokens`) or everywhere (:meth:`full`).
+    """
+
+    def __init__(self, idx: np.ndarray, mask: Any, captured: dict[tuple[str, int], Any], body: Anatomy) -> None:
+        self.idx = idx
+        self.mask = mask  # (B, S) bool, on the model's device
+        self._captured = captured
+        self._body = body
+        self._heads: dict[int, Any] = {}
+
+    def _head_weight(self, site: Site) -> Any:
+        if site.layer not in self._heads:
+            self._heads[site.layer] = self._body.head_weights(site.layer)
+        return self._heads[site.layer][site.head]
+
+    def _get(self, key: tuple[str, int]) -> Any:
+        x = self._captured[key]
+        # Some blocks (OPT's MLP) flatten the batch and sequence dimensions.
+        return x.reshape(*self.mask.shape, -1) if x.ndim == 2 else x
+
+    def _source(self, site: Site) -> Any:
+        if site.kind == "head":
+            x = self._get(("proj_in", site.layer))
+            width = x.shape[-1] // (self._body.n_heads or 1)
+            return x[..., site.head * width : (site.head + 1) * width]
+        key = {"resid": "resid", "embed": "embed", "attn": "proj_out", "mlp": "mlp"}[site.kind]
+        return self._get((key, site.layer))
+
+    def _finish(self, site: Site, rows: Any) -> Any:
+        if site.kind == "head":
+            w = self._head_weight(site)
+            return rows.to(w.dtype) @ w
+        return rows
+
+    def full(self, site: Site) -> Any:
+        """``(B, S, hidden)`` at every position (padding included)."""
+        return self._finish(site, self._source(site))
+
+    def at(self, site: Site, positions: Any) -> Any:
+        """``(B, hidden)``: each prompt's row at ``positions[b]``."""
+        import torch
+
+        src = self._source(site)
+        rows = src[torch.arange(src.shape[0], device=src.device), positions.to(src.device)]
+        return self._finish(site, rows)
+
+    def tokens(self, site: Site) -> Any:
+        """``(real tokens, hidden)``: prompt 0's real tokens, then prompt 1's, ... (padding dropped)."""
+        return self._finish(site, self._source(site)[self.mask])
 
 
 def extract_pooled(
     loaded: LoadedModel,
     prompts: Sequence[str],
-    layers: Sequence[int],
+    sites: SiteSpec | Sequence[SiteSpec],
     poolings: Sequence[str] = ("last_token",),
     *,
     batch_size: int = 8,
     progress: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Run the model over ``prompts`` and pool the outputs of ``layers``.
+    """Run the model over ``prompts`` and pool the activations at ``sites``.
 
     Parameters
     ----------
@@ -270,104 +288,149 @@ def extract_pooled(
         From :func:`load_model`.
     prompts : sequence of str
         Non-empty strings.
-    layers : sequence of int
-        Block indices (already resolved, non-negative); features are concatenated in ascending layer order.
+    sites : int, str or a sequence of them
+        Layers (block outputs; negative counts from the end) or site names (:mod:`fastprobe.sites`); features are
+        concatenated in forward-pass order (:func:`fastprobe.sites.resolve_sites`).
     poolings : sequence of str, default=("last_token",)
-        The poolings to compute from the same forward pass.
+        The poolings to compute from the same forward pass. With only ``"last_token"`` / ``"first_token"``, head
+        sites are computed at that one position per prompt.
     batch_size : int, default=8
-        Prompts per forward pass.
+        Prompts per forward pass (halved on a CUDA out-of-memory error).
     progress : bool, default=True
         Show a progress bar (prompts/s and tokens/s).
 
     Returns
     -------
     dict of str to numpy.ndarray
-        For each pooling, a float32 array of shape ``(len(prompts), len(layers) * hidden_size)`` in input order.
+        For each pooling, a float32 array of shape ``(len(prompts), len(sites) * hidden_size)`` in input order.
 
     Raises
     ------
     InvalidInputError
-        If ``prompts`` is empty or holds an empty or non-string entry, or ``batch_size`` is not positive.
+        If ``prompts`` is empty or holds an empty or non-string entry, a prompt is longer than the model's context,
+        ``batch_size`` is not positive, or a site is out of range.
+    UnknownOptionError
+        If a site name or pooling is unknown.
     """
-    width = len(set(layers)) * loaded.hidden_size
-    out = {p: np.empty((len(prompts), width), dtype=np.float32) for p in poolings}
-    for idx, captured, mask in _forward_batches(loaded, prompts, layers, batch_size, progress):
-        for j, layer in enumerate(sorted(captured)):
+    from fastprobe.pooling import POOLING_METHODS
+
+    for p in poolings:
+        if p not in POOLING_METHODS or p == "all":
+            raise UnknownOptionError(
+                f"unknown pooling {p!r}; expected one of: {', '.join(m for m in POOLING_METHODS if m != 'all')}"
+            )
+    body = anatomy(loaded.model)
+    resolved = resolve_sites(sites, body.n_layers, body.n_heads)
+    h = body.hidden_size
+    out = {p: np.empty((len(prompts), len(resolved) * h), dtype=np.float32) for p in poolings}
+    positional = all(p in ("last_token", "first_token") for p in poolings)
+    for batch in _forward_batches(loaded, prompts, resolved, batch_size, progress):
+        if positional:
+            lengths = batch.mask.sum(dim=1)
+            first = batch.mask.int().argmax(dim=1)  # the first real token, whatever the padding side
+            where = {"first_token": first, "last_token": first + lengths - 1}
+        for j, site in enumerate(resolved):
+            cols = slice(j * h, (j + 1) * h)
+            if positional:
+                for p in poolings:
+                    out[p][batch.idx, cols] = batch.at(site, where[p]).float().cpu().numpy()
+                continue
+            full = batch.full(site)
             for p in poolings:
-                out[p][idx, j * loaded.hidden_size : (j + 1) * loaded.hidden_size] = pool(captured[layer], mask, p)
+                out[p][batch.idx, cols] = pool(full, batch.mask, p)
+        del batch
     return out
 
 
 def extract_to_store(
     loaded: LoadedModel,
     prompts: Sequence[str],
-    layers: Sequence[int],
+    sites: SiteSpec | Sequence[SiteSpec],
     store: ActivationStore,
     *,
     batch_size: int = 8,
     progress: bool = True,
-    order: str = "text",
     record_prompts: int = 64,
 ) -> int:
-    """Run the model over the prompts not yet in ``store`` and write every token of ``layers`` into it.
+    """Run the model over the prompts not yet in ``store`` and write every token of ``sites`` into it.
 
     Batches are written (atomically, without padding, with their pooled vectors) as soon as ``record_prompts``
-    prompts have completed: larger records compress better (shared prompt prefixes land in one record). A killed
-    process loses at most the prompts not yet written; everything written stays.
+    prompts have completed. A prompt stored at some of the sites is run again only for the sites it lacks. A failure
+    (an exception, Ctrl-C) writes the batches completed before it and nothing of the batch that failed; a killed
+    process loses at most the prompts not yet written.
 
     Parameters
     ----------
     loaded : LoadedModel
         From :func:`load_model`.
     prompts : sequence of str
-        Prompts; those already stored at every one of ``layers`` are skipped.
-    layers : sequence of int
-        Block indices (resolved, non-negative); layer ``i`` is stored as site ``i``.
+        Prompts; those already stored at every one of ``sites`` are skipped.
+    sites : int, str or a sequence of them
+        Layers or site names (:mod:`fastprobe.sites`); each is stored under its :attr:`~fastprobe.sites.Site.store_id`.
     store : ActivationStore
         Where to write.
     batch_size : int, default=8
-        Prompts per forward pass.
+        Prompts per forward pass (halved on a CUDA out-of-memory error).
     progress : bool, default=True
         Show a progress bar.
-    order : {"text", "length"}, default="text"
-        How prompts are grouped into batches (and so into stored records). ``"text"`` keeps prompts that share a
-        prefix together, so the activations of the shared tokens (identical in a causal model) compress to one
-        copy: on the cities statements the store is about 13% smaller than with ``"length"``, which pads less
-        (about 20% fewer forward-pass tokens) but splits such prompts apart.
     record_prompts : int, default=64
-        Prompts per stored record (and per atomic write): at least ``batch_size``.
+        Prompts per stored record (and per atomic write). Prompts are batched by token length and, within one
+        length, in text order, so prompts sharing a prefix land in one record and compress together.
 
     Returns
     -------
     int
-        The number of prompts extracted.
+        The number of prompts run through the model.
     """
     _check_prompts(prompts)
-    sites = sorted(set(layers))
+    body = anatomy(loaded.model)
+    resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
-    missing = [p for p, have in zip(unique, store.contains(unique, sites), strict=True) if not have]
-    if not missing:
-        return 0
+    have = np.stack([store.contains(unique, [s.store_id]) for s in resolved], axis=1)
+    groups: dict[tuple[bool, ...], list[str]] = {}
+    for prompt, row in zip(unique, have, strict=True):
+        if not row.all():
+            groups.setdefault(tuple(row.tolist()), []).append(prompt)
+    done = 0
+    for row_have, missing in groups.items():
+        todo = [s for s, present in zip(resolved, row_have, strict=True) if not present]
+        done += _extract_group(loaded, missing, todo, store, batch_size, progress, record_prompts)
+    return done
+
+
+def _extract_group(
+    loaded: LoadedModel,
+    prompts: list[str],
+    sites: list[Site],
+    store: ActivationStore,
+    batch_size: int,
+    progress: bool,
+    record_prompts: int,
+) -> int:
+    ids = [s.store_id for s in sites]
     names: list[str] = []
     slabs: list[np.ndarray] = []
     counts: list[np.ndarray] = []
 
     def flush() -> None:
         if names:
-            store.write(names, np.concatenate(slabs, axis=1), np.concatenate(counts), sites)
+            store.write(names, np.concatenate(slabs, axis=1), np.concatenate(counts), ids)
             names.clear()
             slabs.clear()
             counts.clear()
 
-    for idx, captured, mask in _forward_batches(loaded, missing, sites, batch_size, progress, order):
-        m = mask.numpy().astype(bool)
-        slabs.append(np.stack([captured[s].float().cpu().numpy()[m] for s in sites]))
-        counts.append(m.sum(axis=1))
-        names.extend(missing[i] for i in idx)
-        if len(names) >= record_prompts:
-            flush()
-    flush()
-    return len(missing)
+    try:
+        for batch in _forward_batches(loaded, prompts, sites, batch_size, progress):
+            slab = np.stack([batch.tokens(s).float().cpu().numpy() for s in sites])
+            slabs.append(slab)
+            counts.append(batch.mask.sum(dim=1).cpu().numpy())
+            names.extend(prompts[i] for i in batch.idx)
+            del batch
+            if len(names) >= record_prompts:
+                flush()
+    finally:
+        flush()  # everything completed so far; a failed batch never reached the lists
+    return len(prompts)
 
 
 def _check_prompts(prompts: Sequence[str]) -> None:
@@ -380,66 +443,183 @@ def _check_prompts(prompts: Sequence[str]) -> None:
             raise InvalidInputError(f"prompt {i} must be a non-empty string; got {p!r}")
 
 
+def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> list[dict[str, list[int]]]:
+    """Tokenize prompts as extraction does (the tokenizer's defaults: special tokens, no truncation).
+
+    Raises
+    ------
+    InvalidInputError
+        If a prompt is longer than the model's context (``max_position_embeddings`` or its equivalent): it is
+        refused, never truncated, since truncation would silently change which token is last.
+    """
+    _check_prompts(prompts)
+    enc = loaded.tokenizer(list(prompts))
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    rows = [{k: list(enc[k][i]) for k in keys} for i in range(len(prompts))]
+    limit = anatomy(loaded.model).max_positions
+    if limit is not None:
+        for i, row in enumerate(rows):
+            if len(row["input_ids"]) > limit:
+                raise InvalidInputError(
+                    f"prompt {i} is {len(row['input_ids'])} tokens long; the model accepts at most {limit} "
+                    f"(its context length). Shorten it: fastprobe does not truncate prompts"
+                )
+    for i, row in enumerate(rows):
+        if not row["input_ids"]:
+            raise InvalidInputError(f"prompt {i} ({prompts[i]!r}) tokenizes to nothing")
+    return rows
+
+
+def _pad(loaded: LoadedModel, rows: list[dict[str, list[int]]]) -> dict[str, Any]:
+    """Pad token rows on the tokenizer's side into tensors, with positions that count real tokens only."""
+    import torch
+
+    tok = loaded.tokenizer
+    width = max(len(r["input_ids"]) for r in rows)
+    left = tok.padding_side == "left"
+    fill = {"input_ids": tok.pad_token_id if tok.pad_token_id is not None else 0, "attention_mask": 0}
+    out: dict[str, Any] = {}
+    for key in rows[0]:
+        data = torch.full((len(rows), width), fill.get(key, 0), dtype=torch.long)
+        for i, r in enumerate(rows):
+            values = torch.tensor(r[key], dtype=torch.long)
+            if left:
+                data[i, width - len(values) :] = values
+            else:
+                data[i, : len(values)] = values
+        out[key] = data
+    # A left-padded prompt sees the same positions as it would alone.
+    out["position_ids"] = (out["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+    return out
+
+
+def _accepts(model: Any, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return True
+
+
 def _forward_batches(
     loaded: LoadedModel,
     prompts: Sequence[str],
-    layers: Sequence[int],
+    sites: list[Site],
     batch_size: int,
     progress: bool,
-    order: str = "length",
-) -> Iterator[tuple[np.ndarray, dict[int, Any], Any]]:
-    """Yield ``(prompt indices, {layer: (B, S, H) output}, attention mask)`` per batch.
+) -> Iterator[_Batch]:
+    """Yield one :class:`_Batch` per forward pass, prompts batched by (token length, text).
 
-    ``order="length"`` batches prompts of similar token length together (least padding); ``order="text"`` batches
-    them in text order, so prompts that share a prefix (and so share the activations of its tokens) land together.
+    Hooks capture what ``sites`` need; the pass stops as soon as the last of them has fired (no later module, no
+    language-model head, no KV cache). A CUDA out-of-memory error halves the batch size and retries.
     """
     import torch
     from tqdm.auto import tqdm
 
-    _check_prompts(prompts)
-    if not isinstance(batch_size, int) or batch_size < 1:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InvalidInputError(f"batch_size must be a positive int; got {batch_size!r}")
-    layers = sorted(set(layers))
-    blocks = decoder_blocks(loaded.model)
-    tok = loaded.tokenizer
-    if order == "length":
-        lengths = [len(ids) for ids in tok(list(prompts))["input_ids"]]
-        order_idx = np.argsort(lengths, kind="stable")
-    elif order == "text":
-        order_idx = np.array(sorted(range(len(prompts)), key=lambda i: prompts[i]), dtype=np.int64)
-    else:
-        raise UnknownOptionError(f"unknown batch order {order!r}; expected one of: length, text")
-    captured: dict[int, Any] = {}
-    deepest = layers[-1]
+    body = anatomy(loaded.model)
+    rows = tokenize(loaded, prompts)
+    order = sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
+    captured: dict[tuple[str, int], Any] = {}
+    needed: set[tuple[str, int]] = set()
+    handles = []
 
-    def make_hook(layer: int) -> Any:
-        def hook(_module: Any, _inputs: Any, output: Any) -> None:
-            captured[layer] = _block_output(output)
-            if layer == deepest:
-                raise _StopForward
+    def keep(key: tuple[str, int], value: Any) -> None:
+        captured[key] = value
+        if needed.issubset(captured):
+            raise _StopForward
+
+    def on_block(layer: int) -> Any:
+        return lambda _m, _i, output: keep(("resid", layer), _first(output))
+
+    def on_embed(_m: Any, args: Any, kwargs: Any) -> None:
+        keep(("embed", -1), args[0] if args else kwargs["hidden_states"])
+
+    def on_proj(layer: int, want_in: bool, want_out: bool) -> Any:
+        def hook(_m: Any, inputs: Any, output: Any) -> None:
+            if want_in:
+                captured[("proj_in", layer)] = inputs[0]
+            if want_out:
+                captured[("proj_out", layer)] = output
+            keep(("proj", layer), None)
 
         return hook
 
-    handles = [blocks[i].register_forward_hook(make_hook(i)) for i in layers]
+    def on_mlp(layer: int) -> Any:
+        return lambda _m, _i, output: keep(("mlp", layer), _first(output))
+
+    proj_layers: dict[int, list[bool]] = {}
+    for site in sites:
+        if site.kind == "resid" and ("resid", site.layer) not in needed:
+            handles.append(body.blocks[site.layer].register_forward_hook(on_block(site.layer)))
+            needed.add(("resid", site.layer))
+        elif site.kind == "embed" and ("embed", -1) not in needed:
+            handles.append(body.blocks[0].register_forward_pre_hook(on_embed, with_kwargs=True))
+            needed.add(("embed", -1))
+        elif site.kind in ("attn", "head"):
+            flags = proj_layers.setdefault(site.layer, [False, False])
+            flags[0 if site.kind == "head" else 1] = True
+        elif site.kind == "mlp" and ("mlp", site.layer) not in needed:
+            handles.append(body.mlp(site.layer).register_forward_hook(on_mlp(site.layer)))
+            needed.add(("mlp", site.layer))
+    for layer, (want_in, want_out) in proj_layers.items():
+        if want_in:
+            body.head_weights(layer)  # fails early, naming the problem, if heads cannot be split
+        handles.append(body.attention_projection(layer).register_forward_hook(on_proj(layer, want_in, want_out)))
+        needed.add(("proj", layer))
+
+    use_positions = _accepts(loaded.model, "position_ids")
     bar = tqdm(total=len(prompts), desc="extracting", unit="prompt", disable=not progress, dynamic_ncols=True)
     tokens_done = 0
+    size = batch_size
+    pending = [order[i : i + size] for i in range(0, len(order), size)]
+    pending.reverse()  # a stack: the next batch is at the end
     try:
-        for start in range(0, len(prompts), batch_size):
-            idx = order_idx[start : start + batch_size]
-            batch = tok([prompts[i] for i in idx], return_tensors="pt", padding=True)
-            # Positions count real tokens only, so a left-padded prompt sees the same positions as it would alone.
-            batch["position_ids"] = (batch["attention_mask"].cumsum(-1) - 1).clamp(min=0)
+        while pending:
+            chunk = pending.pop()
+            batch = _pad(loaded, [rows[i] for i in chunk])
+            if not use_positions:
+                batch.pop("position_ids")
             batch = {k: v.to(loaded.device) for k, v in batch.items()}
             captured.clear()
-            with torch.inference_mode():
-                try:
-                    loaded.model(**batch, use_cache=False)
-                except _StopForward:
-                    pass
-            mask = batch["attention_mask"].cpu()
-            yield idx, dict(captured), mask
+            try:
+                with torch.inference_mode():
+                    try:
+                        loaded.model(**batch, use_cache=False)
+                    except _StopForward:
+                        pass
+            except _oom_errors() as err:
+                captured.clear()
+                del batch
+                if len(chunk) == 1:
+                    raise FastprobeError(
+                        f"out of memory on {loaded.device} running a single prompt of "
+                        f"{len(rows[chunk[0]]['input_ids'])} tokens; use a smaller dtype or another device"
+                    ) from err
+                size = max(1, len(chunk) // 2)
+                warnings.warn(
+                    f"out of memory on {loaded.device} with a batch of {len(chunk)} prompts; retrying with "
+                    f"batch_size={size}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                rest = [i for c in reversed(pending) for i in c]
+                remaining = list(chunk) + rest
+                pending = [remaining[i : i + size] for i in range(0, len(remaining), size)]
+                pending.reverse()
+                continue
+            if not needed.issubset(captured):
+                missing = sorted(k for k in needed if k not in captured)
+                raise FastprobeError(f"the forward pass of {type(loaded.model).__name__} never reached {missing}")
+            mask = batch["attention_mask"].bool()
+            yield _Batch(np.asarray(chunk, dtype=np.int64), mask, dict(captured), body)
+            captured.clear()
             tokens_done += int(mask.sum())
-            bar.update(len(idx))
+            bar.update(len(chunk))
             elapsed = bar.format_dict.get("elapsed") or 0.0
             if elapsed > 0:
                 bar.set_postfix(tokens_per_s=f"{tokens_done / elapsed:,.0f}", refresh=False)

@@ -32,6 +32,7 @@ from fastprobe import _core
 from fastprobe._arrays import to_numpy
 from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownOptionError
 from fastprobe.models import cache_root
+from fastprobe.sites import SiteSpec, store_ids
 
 __all__ = [
     "STORAGE_DTYPES",
@@ -113,7 +114,7 @@ class ActivationStore:
         prompts: Sequence[str],
         tokens: Any,
         counts: Any,
-        sites: Sequence[int],
+        sites: Sequence[SiteSpec],
         *,
         dtype: str | None = None,
         n_threads: int | None = None,
@@ -128,8 +129,9 @@ class ActivationStore:
             Unpadded token activations: prompt 0's tokens, then prompt 1's, ...; one slab per site.
         counts : array-like of int, shape (n_prompts,)
             Tokens per prompt (each at least 1; they sum to ``n_tokens``).
-        sites : sequence of int
-            The site of each slab (layer ``i`` of the residual stream is site ``i``).
+        sites : sequence of int or str
+            The site of each slab: a layer (the residual stream after block ``i``) or a site name
+            (:mod:`fastprobe.sites`).
         dtype : str, optional
             Storage dtype for this batch; defaults to the store's.
         n_threads : int, optional
@@ -146,14 +148,14 @@ class ActivationStore:
         c = to_numpy(counts, dtype=np.int64, name="counts", ndim=1)
         if t.shape[0] != len(sites):
             raise ShapeMismatchError(f"tokens: expected one slab per site ({len(sites)}), got shape {t.shape}")
-        self._inner.write(list(prompts), c, [int(s) for s in sites], t, dtype, n_threads)
+        self._inner.write(list(prompts), c, store_ids(sites), t, dtype, n_threads)
 
     def write_padded(
         self,
         prompts: Sequence[str],
         hidden: Sequence[Any],
         attention_mask: Any,
-        sites: Sequence[int],
+        sites: Sequence[SiteSpec],
         *,
         dtype: str | None = None,
     ) -> None:
@@ -167,8 +169,8 @@ class ActivationStore:
             One per site.
         attention_mask : array-like or torch.Tensor of shape (batch, seq)
             Nonzero on real tokens.
-        sites : sequence of int
-            The site of each entry of ``hidden``.
+        sites : sequence of int or str
+            The site of each entry of ``hidden`` (layers or site names).
         dtype : str, optional
             Storage dtype for this batch.
         """
@@ -177,15 +179,20 @@ class ActivationStore:
         self.write(prompts, np.stack(slabs), mask.sum(axis=1), sites, dtype=dtype)
 
     def read_pooled(
-        self, prompts: Sequence[str], sites: Sequence[int], pooling: str = "last_token", *, n_threads: int | None = None
+        self,
+        prompts: Sequence[str],
+        sites: Sequence[SiteSpec],
+        pooling: str = "last_token",
+        *,
+        n_threads: int | None = None,
     ) -> np.ndarray:
         """Pooled activations of every (prompt, site) in one call.
 
         Parameters
         ----------
         prompts : sequence of str
-        sites : sequence of int
-            Concatenated along features in the order given.
+        sites : sequence of int or str
+            Layers or site names, concatenated along features in the order given.
         pooling : {"last_token", "first_token", "mean", "max", "min"}, default="last_token"
             The first three are read from the stored pooled vectors; max and min are computed from the tokens.
         n_threads : int, optional
@@ -202,17 +209,18 @@ class ActivationStore:
         CorruptStoreError
             If a record fails its checks; the message names the segment file, record and prompt.
         """
-        return np.asarray(self._inner.read_pooled(list(prompts), [int(s) for s in sites], pooling, n_threads))
+        return np.asarray(self._inner.read_pooled(list(prompts), store_ids(sites), pooling, n_threads))
 
     def read_tokens(
-        self, prompts: Sequence[str], sites: Sequence[int], *, n_threads: int | None = None
+        self, prompts: Sequence[str], sites: Sequence[SiteSpec], *, n_threads: int | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Token-level activations of every prompt, ragged.
 
         Parameters
         ----------
         prompts : sequence of str
-        sites : sequence of int
+        sites : sequence of int or str
+            Layers or site names.
         n_threads : int, optional
 
         Returns
@@ -221,12 +229,12 @@ class ActivationStore:
         offsets : numpy.ndarray of shape (n_prompts + 1,), int64
             Prompt ``i`` owns ``values[offsets[i]:offsets[i + 1]]``.
         """
-        values, offsets = self._inner.read_tokens(list(prompts), [int(s) for s in sites], n_threads)
+        values, offsets = self._inner.read_tokens(list(prompts), store_ids(sites), n_threads)
         return np.asarray(values), np.asarray(offsets)
 
-    def contains(self, prompts: Sequence[str], sites: Sequence[int]) -> np.ndarray:
+    def contains(self, prompts: Sequence[str], sites: Sequence[SiteSpec]) -> np.ndarray:
         """Whether each prompt is stored at every one of ``sites`` (a bool array)."""
-        return np.asarray(self._inner.contains(list(prompts), [int(s) for s in sites]), dtype=bool)
+        return np.asarray(self._inner.contains(list(prompts), store_ids(sites)), dtype=bool)
 
     def prompts(self) -> list[tuple[str, list[int], int]]:
         """Every stored prompt with its sites and token count, sorted by prompt."""

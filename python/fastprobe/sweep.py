@@ -25,6 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_consistent_leng
 from fastprobe import _core
 from fastprobe.estimators import LayerScaler, LogisticProbe, MassMeanProbe, RidgeClassifierProbe, RidgeProbe
 from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
+from fastprobe.sites import SiteSpec, store_ids
 from fastprobe.store import ActivationStore
 
 __all__ = ["StoreLayers", "fit_layers"]
@@ -41,14 +42,14 @@ class StoreLayers:
     store : ActivationStore
     prompts : sequence of str
         The training prompts, in the order of ``y``.
-    sites : sequence of int
-        One stored site (layer) per probe.
+    sites : sequence of int or str
+        One stored site per probe: a layer or a site name (:mod:`fastprobe.sites`), e.g. every head of a block.
     pooling : {"last_token", "first_token", "mean", "max", "min"}, default="last_token"
     """
 
     store: ActivationStore
     prompts: Sequence[str]
-    sites: Sequence[int]
+    sites: Sequence[SiteSpec]
     pooling: str = "last_token"
 
     def __len__(self) -> int:
@@ -175,7 +176,7 @@ def _rust_sweep(
     template = clone(estimator)
     plan = template._plan(y)
     if isinstance(source, StoreLayers):
-        src: Any = (source.store._inner, list(source.prompts), [int(s) for s in source.sites], source.pooling)
+        src: Any = (source.store._inner, list(source.prompts), store_ids(source.sites), source.pooling)
     else:
         src = source
     raws = _core.sweep_layers(

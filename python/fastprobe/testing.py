@@ -27,10 +27,24 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerFast
 
-__all__ = ["ARCHITECTURES", "build_tiny_model", "build_tokenizer", "tiny_model"]
+__all__ = ["ARCHITECTURES", "AUTO_CLASSES", "build_tiny_model", "build_tokenizer", "tiny_model"]
 
-ARCHITECTURES: tuple[str, ...] = ("llama", "gpt2", "gpt_neox", "bert")
-"""Architectures supported by :func:`build_tiny_model` and :func:`tiny_model`."""
+ARCHITECTURES: tuple[str, ...] = ("llama", "gpt2", "gpt_neox", "bert", "opt", "qwen2", "gemma2", "llava")
+"""Architectures supported by :func:`build_tiny_model` and :func:`tiny_model`: Llama, GPT-2, GPT-NeoX (Pythia),
+BERT, OPT, Qwen2 (biased query/key/value projections), Gemma 2 (scaled embeddings, norms after attention and MLP)
+and LLaVA (a multimodal model whose language model is a Llama, sized by ``text_config``)."""
+
+#: The ``transformers`` auto class that loads each architecture with its head.
+AUTO_CLASSES: dict[str, str] = {
+    "llama": "AutoModelForCausalLM",
+    "gpt2": "AutoModelForCausalLM",
+    "gpt_neox": "AutoModelForCausalLM",
+    "bert": "AutoModel",
+    "opt": "AutoModelForCausalLM",
+    "qwen2": "AutoModelForCausalLM",
+    "gemma2": "AutoModelForCausalLM",
+    "llava": "AutoModelForImageTextToText",
+}
 
 MAX_POSITIONS: int = 128
 """Maximum sequence length of the tiny models (and ``model_max_length`` of their tokenizers)."""
@@ -289,6 +303,54 @@ def _build_model(
             tie_word_embeddings=False,
         )
         return transformers.GPTNeoXForCausalLM(neox_config).eval()
+    common = {
+        "vocab_size": vocab_size,
+        "hidden_size": hidden_size,
+        "num_attention_heads": num_heads,
+        "max_position_embeddings": MAX_POSITIONS,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+    if arch == "opt":
+        opt_config = transformers.OPTConfig(
+            **common, ffn_dim=intermediate, num_hidden_layers=num_layers, word_embed_proj_dim=hidden_size
+        )
+        return transformers.OPTForCausalLM(opt_config).eval()
+    if arch == "qwen2":
+        qwen_config = transformers.Qwen2Config(
+            **common,
+            intermediate_size=intermediate,
+            num_hidden_layers=num_layers,
+            num_key_value_heads=max(1, num_heads // 2),
+            tie_word_embeddings=False,
+        )
+        return transformers.Qwen2ForCausalLM(qwen_config).eval()
+    if arch == "gemma2":
+        gemma_config = transformers.Gemma2Config(
+            **common,
+            intermediate_size=intermediate,
+            num_hidden_layers=num_layers,
+            num_key_value_heads=num_heads,
+            head_dim=hidden_size // num_heads,
+            sliding_window=MAX_POSITIONS,
+        )
+        return transformers.Gemma2ForCausalLM(gemma_config).eval()
+    if arch == "llava":
+        text = transformers.LlamaConfig(
+            **common,
+            intermediate_size=intermediate,
+            num_hidden_layers=num_layers,
+            num_key_value_heads=num_heads,
+            tie_word_embeddings=False,
+        )
+        vision = transformers.CLIPVisionConfig(
+            hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=8, patch_size=4
+        )
+        llava_config = transformers.LlavaConfig(
+            vision_config=vision, text_config=text, image_token_index=tokenizer.unk_token_id
+        )
+        return transformers.LlavaForConditionalGeneration(llava_config).eval()
     # arch == "bert" (validated by the caller)
     bert_config = transformers.BertConfig(
         vocab_size=vocab_size,
@@ -315,8 +377,8 @@ def build_tiny_model(
 ) -> pathlib.Path:
     """Build a tiny random-weight model and its tokenizer, and save both to ``directory``.
 
-    The saved directory loads back offline with ``AutoModelForCausalLM.from_pretrained`` (``"llama"``, ``"gpt2"``,
-    ``"gpt_neox"``) or ``AutoModel.from_pretrained`` (``"bert"``), and with ``AutoTokenizer.from_pretrained``.
+    The saved directory loads back offline with the auto class named in :data:`AUTO_CLASSES` (``"llama"``, ``"gpt2"``,
+    ...), and with ``AutoTokenizer.from_pretrained``.
     Weights are drawn after ``torch.manual_seed(seed)`` inside a forked RNG, so the caller's global torch random
     state is left untouched and the same arguments always give bit-identical weights.
 
