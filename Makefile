@@ -69,10 +69,11 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) -m pytest benches -q --benchmark-enable --benchmark-only --benchmark-json=bench-results/python.json
 	$(PY) benches/store_vs_lmprobe.py --out bench-results/store.json
 	$(PY) benches/solvers_vs_sklearn.py --out bench-results/solvers.json
+	$(PY) benches/extraction_vs_lmprobe.py --out bench-results/extraction.json
 	cargo bench -p fastprobe-core --quiet
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).
-	$(UV) pip compile pyproject.toml --extra dev --extra plot --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra plot --extra nnsight --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock -q
 
 clean: ## Remove build outputs and the virtual environment.

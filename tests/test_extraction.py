@@ -167,3 +167,32 @@ def test_cuda_extract_to_store_matches_cpu(tmp_path) -> None:  # type: ignore[no
     got, got_offsets = gpu_store.read_tokens(PROMPTS, [0, 3])
     np.testing.assert_array_equal(got_offsets, offsets)
     np.testing.assert_allclose(got, want, atol=1e-4 * float(np.abs(want).max()), rtol=0)
+
+
+def test_smollm2_hooks_equal_hidden_states_and_the_store_gives_the_same_inputs(smollm2_path, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """On the real model: every block's output equals output_hidden_states[i + 1] (the last before the final norm),
+    in a padded, length-sorted batch; and a float32 store returns the uncached inputs bit for bit."""
+    from fastprobe import ActivationStore
+    from fastprobe.extraction import extract_to_store
+
+    loaded = load_model(smollm2_path, device="cpu")
+    assert loaded.n_layers == 30
+    prompts = PROMPTS[:4]
+    layers = list(range(30))
+    feats = extract_pooled(loaded, prompts, layers, ("last_token", "mean"), batch_size=4, progress=False)
+    h = loaded.hidden_size
+    for i, prompt in enumerate(prompts):
+        hs = unpadded_reference(loaded, prompt)
+        for layer in layers[:-1]:
+            ref = hs[layer + 1][0]
+            scale = float(ref.abs().max())
+            got = feats["last_token"][i, layer * h : (layer + 1) * h]
+            np.testing.assert_allclose(got, ref[-1].numpy(), atol=2e-5 * scale, rtol=0)
+            got_mean = feats["mean"][i, layer * h : (layer + 1) * h]
+            np.testing.assert_allclose(got_mean, ref.mean(0).numpy(), atol=2e-5 * scale, rtol=0)
+        with torch.inference_mode():
+            normed = loaded.model.norm(torch.from_numpy(feats["last_token"][i, 29 * h :])).numpy()
+        np.testing.assert_allclose(normed, hs[30][0, -1].numpy(), atol=1e-4, rtol=1e-4)
+    store = ActivationStore(tmp_path, dtype="float32")
+    extract_to_store(loaded, prompts, layers, store, batch_size=4, progress=False)
+    np.testing.assert_array_equal(store.read_pooled(prompts, layers, "last_token"), feats["last_token"])

@@ -12,6 +12,7 @@ import os
 import threading
 import warnings
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,7 @@ from fastprobe.sites import Site, SiteSpec, resolve_sites
 from fastprobe.store import ActivationStore
 
 __all__ = [
+    "BACKENDS",
     "LoadedModel",
     "decoder_blocks",
     "extract_pooled",
@@ -76,6 +78,12 @@ class LoadedModel:
         The number of transformer blocks.
     hidden_size : int
         The width of a block's output.
+    backend : {"local", "nnsight"}
+        How forward passes run: transformers with forward hooks, or an nnsight trace.
+    remote : bool
+        Whether nnsight traces run on NDIF instead of this machine.
+    tracer : nnsight.NNsight or nnsight.LanguageModel or None
+        The nnsight wrapper (``backend="nnsight"`` only).
     """
 
     name: str
@@ -84,14 +92,25 @@ class LoadedModel:
     device: str
     n_layers: int
     hidden_size: int
+    backend: str = "local"
+    remote: bool = False
+    tracer: Any = None
 
 
-_MODELS: dict[tuple[str, str, str], LoadedModel] = {}
+_MODELS: dict[tuple[str, str, str, str, bool], LoadedModel] = {}
+BACKENDS: tuple[str, ...] = ("local", "nnsight")
 _MODELS_LOCK = threading.Lock()
 _DTYPES = ("float32", "float16", "bfloat16")
 
 
-def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str | None = None) -> LoadedModel:
+def load_model(
+    name: str | os.PathLike[str],
+    *,
+    device: str = "auto",
+    dtype: str | None = None,
+    backend: str = "local",
+    remote: bool = False,
+) -> LoadedModel:
     """Load (once per process) a model and its tokenizer for extraction.
 
     The model is loaded without its language-model head (``AutoModel``): extraction never needs logits.
@@ -104,6 +123,12 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
         See :func:`resolve_device`.
     dtype : {"float32", "float16", "bfloat16"}, optional
         The model's compute dtype; None means float32.
+    backend : {"local", "nnsight"}, default="local"
+        ``"local"`` runs transformers with forward hooks. ``"nnsight"`` runs the same model through nnsight traces
+        (``nnsight.NNsight``), saving the same modules' inputs and outputs and stopping after the last one.
+    remote : bool, default=False
+        Run the nnsight traces on NDIF (``backend="nnsight"`` only; needs ``NDIF_API_KEY`` in the environment and a
+        Hub model id). No weights are loaded here: only the configuration and tokenizer.
 
     Returns
     -------
@@ -112,7 +137,12 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
     Raises
     ------
     FastprobeError
-        If the path does not exist, or the dtype is not one of the accepted names.
+        If the path does not exist, the dtype is not one of the accepted names, nnsight is missing for
+        ``backend="nnsight"``, or ``remote=True`` lacks ``NDIF_API_KEY`` or names a local path.
+    UnknownOptionError
+        If ``backend`` is not one of :data:`BACKENDS`.
+    InvalidInputError
+        If ``remote=True`` is given without ``backend="nnsight"``.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -120,14 +150,21 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
     key_dtype = dtype or "float32"
     if key_dtype not in _DTYPES:
         raise FastprobeError(f"unknown dtype {dtype!r}; expected one of: {', '.join(_DTYPES)} (or None for float32)")
+    if backend not in BACKENDS:
+        raise UnknownOptionError(f"unknown backend {backend!r}; expected one of: {', '.join(BACKENDS)}")
+    if remote and backend != "nnsight":
+        raise InvalidInputError(f"remote=True runs on NDIF through nnsight; pass backend='nnsight' (got {backend!r})")
+    if remote:
+        return _load_remote(os.fspath(name))
     resolved = resolve_device(device)
-    key = (os.fspath(name), resolved, key_dtype)
+    key = (os.fspath(name), resolved, key_dtype, backend, remote)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
         path = os.fspath(name)
         if (os.sep in path or path.startswith(".")) and not os.path.isdir(path):
             raise FastprobeError(f"model path {path!r} does not exist or is not a directory")
+        tracer = _nnsight().NNsight if backend == "nnsight" else None
         tokenizer = AutoTokenizer.from_pretrained(path)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
@@ -136,9 +173,47 @@ def load_model(name: str | os.PathLike[str], *, device: str = "auto", dtype: str
         model.eval()
         model.requires_grad_(False)
         body = anatomy(model)
-        loaded = LoadedModel(path, model, tokenizer, resolved, body.n_layers, body.hidden_size)
+        wrapper = None
+        if tracer is not None:
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*which nnsight already serves on every module")
+                wrapper = tracer(model)
+        loaded = LoadedModel(path, model, tokenizer, resolved, body.n_layers, body.hidden_size, backend, False, wrapper)
         _MODELS[key] = loaded
         return loaded
+
+
+def _nnsight() -> Any:
+    try:
+        import nnsight
+    except ImportError as err:
+        raise FastprobeError(
+            "backend='nnsight' needs the nnsight package; install it with: pip install 'fastprobe[nnsight]'"
+        ) from err
+    return nnsight
+
+
+def _load_remote(name: str) -> LoadedModel:
+    """Build an NDIF stub: nnsight's ``LanguageModel`` on the meta device (configuration and tokenizer only)."""
+    nnsight = _nnsight()
+    key = os.environ.get("NDIF_API_KEY")
+    if not key:
+        raise FastprobeError(
+            "remote=True needs an NDIF API key in the NDIF_API_KEY environment variable (get one at "
+            "https://login.ndif.us)"
+        )
+    if os.path.exists(name):
+        raise FastprobeError(
+            f"remote=True runs a model hosted on NDIF, named by its Hugging Face Hub id; {name!r} is a local path"
+        )
+    nnsight.CONFIG.API.APIKEY = key
+    stub = nnsight.LanguageModel(name, dispatch=False)
+    model = stub._model
+    tokenizer = stub.tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    body = anatomy(model)
+    return LoadedModel(name, model, tokenizer, "remote", body.n_layers, body.hidden_size, "nnsight", True, stub)
 
 
 def _weights_digest(path: str) -> str | None:
@@ -407,29 +482,47 @@ def _extract_group(
     progress: bool,
     record_prompts: int,
 ) -> int:
+    import torch
+
     ids = [s.store_id for s in sites]
     names: list[str] = []
     slabs: list[np.ndarray] = []
     counts: list[np.ndarray] = []
+    # Records are compressed and written on a second thread (the store releases the GIL) while the next batches run;
+    # at most one record is in flight, so memory stays bounded by two records.
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fastprobe-store-writer")
+    pending: list[Future[None]] = []
+
+    def write(batch_names: list[str], batch_slabs: list[np.ndarray], batch_counts: list[np.ndarray]) -> None:
+        tokens = batch_slabs[0] if len(batch_slabs) == 1 else np.concatenate(batch_slabs, axis=1)
+        store.write(batch_names, tokens, np.concatenate(batch_counts), ids)
+
+    def wait() -> None:
+        while pending:
+            pending.pop().result()
 
     def flush() -> None:
+        wait()
         if names:
-            store.write(names, np.concatenate(slabs, axis=1), np.concatenate(counts), ids)
+            pending.append(writer.submit(write, names[:], slabs[:], counts[:]))
             names.clear()
             slabs.clear()
             counts.clear()
 
     try:
         for batch in _forward_batches(loaded, prompts, sites, batch_size, progress):
-            slab = np.stack([batch.tokens(s).float().cpu().numpy() for s in sites])
-            slabs.append(slab)
+            slabs.append(torch.stack([batch.tokens(s) for s in sites]).float().cpu().numpy())
             counts.append(batch.mask.sum(dim=1).cpu().numpy())
             names.extend(prompts[i] for i in batch.idx)
             del batch
             if len(names) >= record_prompts:
                 flush()
     finally:
-        flush()  # everything completed so far; a failed batch never reached the lists
+        try:
+            flush()  # everything completed so far; a failed batch never reached the lists
+            wait()
+        finally:
+            writer.shutdown(wait=True)
     return len(prompts)
 
 
@@ -550,25 +643,36 @@ def _forward_batches(
     def on_mlp(layer: int) -> Any:
         return lambda _m, _i, output: keep(("mlp", layer), _first(output))
 
+    # What each needed module gives: (key, module, take its input, take its output), in execution order.
+    plan: list[tuple[tuple[str, int], Any, bool, bool]] = []
     proj_layers: dict[int, list[bool]] = {}
     for site in sites:
-        if site.kind == "resid" and ("resid", site.layer) not in needed:
-            handles.append(body.blocks[site.layer].register_forward_hook(on_block(site.layer)))
-            needed.add(("resid", site.layer))
-        elif site.kind == "embed" and ("embed", -1) not in needed:
-            handles.append(body.blocks[0].register_forward_pre_hook(on_embed, with_kwargs=True))
-            needed.add(("embed", -1))
+        if site.kind == "resid":
+            plan.append((("resid", site.layer), body.blocks[site.layer], False, True))
+        elif site.kind == "embed":
+            plan.append((("embed", -1), body.blocks[0], True, False))
         elif site.kind in ("attn", "head"):
             flags = proj_layers.setdefault(site.layer, [False, False])
             flags[0 if site.kind == "head" else 1] = True
-        elif site.kind == "mlp" and ("mlp", site.layer) not in needed:
-            handles.append(body.mlp(site.layer).register_forward_hook(on_mlp(site.layer)))
-            needed.add(("mlp", site.layer))
+        elif site.kind == "mlp":
+            plan.append((("mlp", site.layer), body.mlp(site.layer), False, True))
     for layer, (want_in, want_out) in proj_layers.items():
         if want_in:
             body.head_weights(layer)  # fails early, naming the problem, if heads cannot be split
-        handles.append(body.attention_projection(layer).register_forward_hook(on_proj(layer, want_in, want_out)))
-        needed.add(("proj", layer))
+        plan.append((("proj", layer), body.attention_projection(layer), want_in, want_out))
+    rank = {"embed": 0, "proj": 1, "mlp": 2, "resid": 3}
+    plan = sorted({p[0]: p for p in plan}.values(), key=lambda p: (p[0][1], rank[p[0][0]]))
+    needed.update(key for key, *_ in plan)
+    if loaded.backend == "local":
+        for (kind, layer), module, want_in, want_out in plan:
+            if kind == "resid":
+                handles.append(module.register_forward_hook(on_block(layer)))
+            elif kind == "embed":
+                handles.append(module.register_forward_pre_hook(on_embed, with_kwargs=True))
+            elif kind == "mlp":
+                handles.append(module.register_forward_hook(on_mlp(layer)))
+            else:
+                handles.append(module.register_forward_hook(on_proj(layer, want_in, want_out)))
 
     use_positions = _accepts(loaded.model, "position_ids")
     bar = tqdm(total=len(prompts), desc="extracting", unit="prompt", disable=not progress, dynamic_ncols=True)
@@ -582,14 +686,17 @@ def _forward_batches(
             batch = _pad(loaded, [rows[i] for i in chunk])
             if not use_positions:
                 batch.pop("position_ids")
-            batch = {k: v.to(loaded.device) for k, v in batch.items()}
+            batch = {k: v.to("cpu" if loaded.remote else loaded.device) for k, v in batch.items()}
             captured.clear()
             try:
                 with torch.inference_mode():
-                    try:
-                        loaded.model(**batch, use_cache=False)
-                    except _StopForward:
-                        pass
+                    if loaded.backend == "nnsight":
+                        captured.update(_trace(loaded, batch, plan))
+                    else:
+                        try:
+                            loaded.model(**batch, use_cache=False)
+                        except _StopForward:
+                            pass
             except _oom_errors() as err:
                 captured.clear()
                 del batch
@@ -627,3 +734,46 @@ def _forward_batches(
         for h in handles:
             h.remove()
         bar.close()
+
+
+def _envoy(root: Any, path: str) -> Any:
+    for part in path.split("."):
+        if part.isdigit():
+            root = root[int(part)]
+        else:
+            # nnsight serves a submodule whose name it reserves (BERT's "output") as "E_<name>".
+            root = getattr(root, f"E_{part}") if hasattr(root, f"E_{part}") else getattr(root, part)
+    return root
+
+
+def _trace(
+    loaded: LoadedModel, batch: dict[str, Any], plan: list[tuple[tuple[str, int], Any, bool, bool]]
+) -> dict[tuple[str, int], Any]:
+    """Run one batch as an nnsight trace that saves what ``plan`` needs, then stops (locally or on NDIF)."""
+    names = {id(m): n for n, m in loaded.model.named_modules()}
+    wrapper = loaded.tracer
+    saved: dict[tuple[str, int], Any] = {}
+    options: dict[str, Any] = {"use_cache": False}
+    if loaded.remote:
+        options["remote"] = True
+    with wrapper.trace(**batch, **options) as tracer:
+        for (kind, layer), module, want_in, want_out in plan:
+            envoy = _envoy(wrapper, names[id(module)])
+            if kind == "proj":
+                if want_in:
+                    saved[("proj_in", layer)] = envoy.input.save()
+                if want_out:
+                    saved[("proj_out", layer)] = envoy.output.save()
+            elif kind == "embed":
+                saved[(kind, layer)] = envoy.input.save()
+            else:
+                saved[(kind, layer)] = envoy.output.save()
+        tracer.stop()
+    out: dict[tuple[str, int], Any] = {}
+    for key, value in saved.items():
+        value = getattr(value, "value", value)
+        out[key] = value if key[0] in ("proj_in", "proj_out", "embed") else _first(value)
+    for key, *_ in plan:
+        if key[0] == "proj":
+            out[key] = None
+    return out
