@@ -279,16 +279,10 @@ def _first(output: Any) -> Any:
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
-_OOM: tuple[type[BaseException], ...] = ()
-
-
 def _oom_errors() -> tuple[type[BaseException], ...]:
-    global _OOM
-    if not _OOM:
-        import torch
+    import torch
 
-        _OOM = tuple({getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError), torch.cuda.OutOfMemoryError})
-    return _OOM
+    return (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
 
 
 class _Batch:
@@ -674,6 +668,7 @@ def _forward_batches(
             else:
                 handles.append(module.register_forward_hook(on_proj(layer, want_in, want_out)))
 
+    paths = {id(m): n for n, m in loaded.model.named_modules()} if loaded.backend == "nnsight" else {}
     use_positions = _accepts(loaded.model, "position_ids")
     bar = tqdm(total=len(prompts), desc="extracting", unit="prompt", disable=not progress, dynamic_ncols=True)
     tokens_done = 0
@@ -691,7 +686,7 @@ def _forward_batches(
             try:
                 with torch.inference_mode():
                     if loaded.backend == "nnsight":
-                        captured.update(_trace(loaded, batch, plan))
+                        captured.update(_trace(loaded, batch, plan, paths))
                     else:
                         try:
                             loaded.model(**batch, use_cache=False)
@@ -747,10 +742,15 @@ def _envoy(root: Any, path: str) -> Any:
 
 
 def _trace(
-    loaded: LoadedModel, batch: dict[str, Any], plan: list[tuple[tuple[str, int], Any, bool, bool]]
+    loaded: LoadedModel,
+    batch: dict[str, Any],
+    plan: list[tuple[tuple[str, int], Any, bool, bool]],
+    paths: dict[int, str],
 ) -> dict[tuple[str, int], Any]:
-    """Run one batch as an nnsight trace that saves what ``plan`` needs, then stops (locally or on NDIF)."""
-    names = {id(m): n for n, m in loaded.model.named_modules()}
+    """Run one batch as an nnsight trace that saves what ``plan`` needs, then stops (locally or on NDIF).
+
+    ``paths`` maps each module (by ``id``) to its dotted name in the model.
+    """
     wrapper = loaded.tracer
     saved: dict[tuple[str, int], Any] = {}
     options: dict[str, Any] = {"use_cache": False}
@@ -758,7 +758,7 @@ def _trace(
         options["remote"] = True
     with wrapper.trace(**batch, **options) as tracer:
         for (kind, layer), module, want_in, want_out in plan:
-            envoy = _envoy(wrapper, names[id(module)])
+            envoy = _envoy(wrapper, paths[id(module)])
             if kind == "proj":
                 if want_in:
                     saved[("proj_in", layer)] = envoy.input.save()
