@@ -53,16 +53,16 @@ test-python: $(EXT) ## pytest (tests/ plus the benchmarks as smoke tests).
 lint: $(DEPS) ## cargo fmt --check, clippy -D warnings, ruff check, ruff format --check, mypy, stub check.
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --no-default-features --quiet -- -D warnings
-	$(BIN)/ruff check python tests benches
-	$(BIN)/ruff format --check python tests benches
+	$(BIN)/ruff check python tests benches conftest.py
+	$(BIN)/ruff format --check python tests benches conftest.py
 	$(MAKE) --no-print-directory $(EXT)
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest fastprobe._core --allowlist .mypy-stubtest-allowlist
 
 fmt: $(DEPS) ## Format Rust and Python sources in place.
 	cargo fmt --all
-	$(BIN)/ruff format python tests benches
-	$(BIN)/ruff check --fix python tests benches
+	$(BIN)/ruff format python tests benches conftest.py
+	$(BIN)/ruff check --fix python tests benches conftest.py
 
 bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-results/.
 	mkdir -p bench-results
@@ -70,6 +70,7 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) benches/store_vs_lmprobe.py --out bench-results/store.json
 	$(PY) benches/solvers_vs_sklearn.py --out bench-results/solvers.json
 	$(PY) benches/extraction_vs_lmprobe.py --out bench-results/extraction.json
+	$(PY) benches/probe_vs_lmprobe.py --out bench-results/probe.json
 	cargo bench -p fastprobe-core --quiet
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).

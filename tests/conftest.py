@@ -24,3 +24,14 @@ def smollm2_path() -> pathlib.Path:
     from fastprobe.models import smollm2
 
     return smollm2()
+
+
+@pytest.fixture
+def exact_cache(tmp_path: pathlib.Path) -> object:
+    """A fresh float32 activation cache, for exact comparisons with float32 activations (the default is bfloat16)."""
+    from fastprobe.store import set_cache_backend, set_cache_dtype
+
+    set_cache_backend(tmp_path / "float32-cache")
+    set_cache_dtype("float32")
+    yield
+    set_cache_dtype(None)

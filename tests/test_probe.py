@@ -62,9 +62,9 @@ def test_bad_input_gives_clear_errors() -> None:
         Probe(model=model, classifier="forest").fit(pos, neg)
     with pytest.raises(InvalidInputError, match="single class"):
         Probe(model=model).fit(pos, [])
-    with pytest.raises(InvalidInputError, match="got 48 prompts but 3 labels"):
+    with pytest.raises(ShapeMismatchError, match="got 48 prompts but 3 labels"):
         Probe(model=model).fit(pos, [1, 0, 1])
-    with pytest.raises(InvalidInputError, match="needs negative prompts or labels"):
+    with pytest.raises(InvalidInputError, match="fit needs a second argument: negative prompts"):
         Probe(model=model).fit(pos)
     with pytest.raises(NotFittedError, match="not fitted yet"):
         Probe(model=model).predict(pos)
@@ -77,7 +77,7 @@ def test_bad_input_gives_clear_errors() -> None:
         Probe(model=model, layers=4).fit(pos, neg)
 
 
-def test_fit_from_activations_matches_prompt_path() -> None:
+def test_fit_from_activations_matches_prompt_path(exact_cache: object) -> None:
     from fastprobe.extraction import extract_pooled, load_model
 
     pos, neg = contrast()

@@ -17,7 +17,7 @@ from fastprobe.exceptions import (
     UnknownOptionError,
 )
 from fastprobe.pooling import pool, pool_ragged
-from fastprobe.probe import LinearProbe, Probe
+from fastprobe.probe import LayerSweepResult, LinearProbe, Probe
 from fastprobe.store import (
     ActivationStore,
     cache_info,
@@ -38,6 +38,7 @@ __all__ = [
     "FastprobeError",
     "FastprobeIOError",
     "InvalidInputError",
+    "LayerSweepResult",
     "LinearProbe",
     "MissingActivationsError",
     "NotFittedError",

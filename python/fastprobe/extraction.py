@@ -420,6 +420,7 @@ def extract_to_store(
     batch_size: int = 8,
     progress: bool = True,
     record_prompts: int = 64,
+    overwrite: bool = False,
 ) -> int:
     """Run the model over the prompts not yet in ``store`` and write every token of ``sites`` into it.
 
@@ -445,6 +446,8 @@ def extract_to_store(
     record_prompts : int, default=64
         Prompts per stored record (and per atomic write). Prompts are batched by token length and, within one
         length, in text order, so prompts sharing a prefix land in one record and compress together.
+    overwrite : bool, default=False
+        Run every prompt again and replace what is stored (new records supersede the old ones atomically).
 
     Returns
     -------
@@ -456,6 +459,8 @@ def extract_to_store(
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
     have = np.stack([store.contains(unique, [s.store_id]) for s in resolved], axis=1)
+    if overwrite:
+        have[:] = False
     groups: dict[tuple[bool, ...], list[str]] = {}
     for prompt, row in zip(unique, have, strict=True):
         if not row.all():

@@ -12,7 +12,7 @@ import numpy as np
 
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 
-__all__ = ["LAYER_SPECS", "LayerSpec", "resolve_layers"]
+__all__ = ["LAYER_SPECS", "LayerSpec", "is_sweep", "resolve_layers", "resolve_sweep"]
 
 LayerSpec = int | Sequence[int] | str
 #: The named layer specifications.
@@ -66,13 +66,73 @@ def resolve_layers(spec: LayerSpec, n_layers: int) -> list[int]:
             return [n_layers - 1]
         if spec == "all":
             return list(range(n_layers))
+        if is_sweep(spec):
+            return resolve_sweep(spec, n_layers)
+        if spec in ("auto", "fast_auto"):
+            raise UnknownOptionError(
+                f"layers={spec!r} (automatic layer selection) is not available in this version of fastprobe; "
+                "use layers='sweep' and evaluate() to pick the best layer"
+            )
         raise UnknownOptionError(
-            f"unknown layer specification {spec!r}; "
-            f"expected an int, a list of ints, or one of: {', '.join(LAYER_SPECS)}"
+            f"unknown layer specification {spec!r}; expected an int, a list of ints, or one of: "
+            f"{', '.join(LAYER_SPECS)}, 'sweep', 'sweep:K' (every K-th layer), 'sweep:A-B' (layers A to B)"
         )
     if isinstance(spec, (int, np.integer)):
         return [_index(spec, n_layers)]  # rejects bools with a clear message
     layers = sorted({_index(layer, n_layers) for layer in spec})
     if not layers:
         raise InvalidInputError("the layer list is empty; give at least one layer index")
+    return layers
+
+
+def is_sweep(spec: object) -> bool:
+    """Whether a layer specification asks for a sweep (``"sweep"``, ``"sweep:K"``, ``"sweep:A-B"``)."""
+    return isinstance(spec, str) and (spec == "sweep" or spec.startswith("sweep:"))
+
+
+def resolve_sweep(spec: str, n_layers: int) -> list[int]:
+    """List the layers a sweep specification covers.
+
+    Parameters
+    ----------
+    spec : str
+        ``"sweep"`` (every layer), ``"sweep:K"`` (every K-th layer from 0) or ``"sweep:A-B"`` (layers A to B inclusive,
+        clipped to the model).
+    n_layers : int
+
+    Returns
+    -------
+    list of int
+        Ascending.
+
+    Raises
+    ------
+    InvalidInputError
+        If the step or range is malformed, or covers no layer of the model.
+
+    Examples
+    --------
+    >>> resolve_sweep("sweep:10", 30), resolve_sweep("sweep:27-40", 30)
+    ([0, 10, 20], [27, 28, 29])
+    """
+    if spec == "sweep":
+        return list(range(n_layers))
+    suffix = spec.removeprefix("sweep:")
+    start, dash, end = suffix.partition("-")
+    try:
+        if dash:
+            a, b = int(start), int(end)
+            layers = [i for i in range(a, b + 1) if 0 <= i < n_layers]
+        else:
+            step = int(suffix)
+            if step < 1:
+                raise ValueError
+            layers = list(range(0, n_layers, step))
+    except ValueError:
+        raise InvalidInputError(
+            f"malformed sweep specification {spec!r}; expected 'sweep', 'sweep:K' with K >= 1, or 'sweep:A-B' "
+            "with 0 <= A <= B"
+        ) from None
+    if not layers:
+        raise InvalidInputError(f"{spec!r} covers no layer of a model with {n_layers} layers (0 to {n_layers - 1})")
     return layers

@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
 from fastprobe import _core
 from fastprobe._arrays import to_numpy
-from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
+from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownOptionError
 
-__all__ = ["POOLING_METHODS", "PoolingMethod", "per_token_labels", "pool", "pool_ragged", "reduce_scores"]
+__all__ = [
+    "DEFAULT_STAGE",
+    "POOLING_METHODS",
+    "TRAIN_POOLINGS",
+    "PoolingMethod",
+    "PoolingSpec",
+    "parse_pooling",
+    "per_token_labels",
+    "pool",
+    "pool_ragged",
+    "reduce_scores",
+    "resolve_pooling",
+]
 
 PoolingMethod = Literal["last_token", "first_token", "mean", "max", "min"]
 #: The accepted pooling names.
@@ -183,3 +195,112 @@ def reduce_scores(
     o = to_numpy(offsets, dtype=np.int64, name="offsets", ndim=1)
     out = _core.reduce_scores(np.ascontiguousarray(s.reshape(len(s), -1)), o, method, n_threads)
     return out[:, 0] if s.ndim == 1 else out
+
+
+# ---------------------------------------------------------------------------------------------- pooling specs
+
+#: Bare pooling names a probe accepts, and the stage each one runs at by default.
+DEFAULT_STAGE: dict[str, str] = {
+    "last_token": "activation",
+    "first_token": "activation",
+    "mean": "activation",
+    "max": "score",
+    "min": "score",
+}
+#: Poolings a probe can be trained with (each prompt gives one row, or one row per token for ``"all"``).
+TRAIN_POOLINGS: tuple[str, ...] = ("last_token", "first_token", "mean", "all")
+
+
+class PoolingSpec(NamedTuple):
+    """A parsed pooling name: the base reduction and the stage it runs at.
+
+    ``stage`` is ``"activation"`` (pool the activations, classify once), ``"score"`` (classify every token, then
+    reduce the scores) or ``"tokens"`` (``"all"``: one row per token, no reduction).
+    """
+
+    base: str
+    stage: str
+
+
+def _valid_poolings() -> str:
+    names = [*DEFAULT_STAGE, "all"]
+    names += [f"{stage}:{b}" for stage in ("activation", "score") for b in DEFAULT_STAGE]
+    return ", ".join(names)
+
+
+def parse_pooling(name: Any) -> PoolingSpec:
+    """Parse a pooling name: bare (``"mean"``), staged (``"score:mean"``, ``"activation:max"``) or ``"all"``.
+
+    Bare ``last_token``, ``first_token`` and ``mean`` pool activations; bare ``max`` and ``min`` reduce per-token
+    scores (lmprobe's defaults).
+
+    Parameters
+    ----------
+    name : str
+
+    Returns
+    -------
+    PoolingSpec
+
+    Raises
+    ------
+    UnknownOptionError
+        If the name is not one of them (the message lists every valid name).
+
+    Examples
+    --------
+    >>> parse_pooling("max"), parse_pooling("activation:max")
+    (PoolingSpec(base='max', stage='score'), PoolingSpec(base='max', stage='activation'))
+    """
+    if isinstance(name, str):
+        if name == "all":
+            return PoolingSpec("all", "tokens")
+        stage, sep, base = name.partition(":")
+        if not sep:
+            stage, base = DEFAULT_STAGE.get(name, ""), name
+        if stage in ("activation", "score") and base in DEFAULT_STAGE:
+            return PoolingSpec(base, stage)
+    raise UnknownOptionError(f"unknown pooling {name!r}; expected one of: {_valid_poolings()}")
+
+
+def resolve_pooling(
+    pooling: str | None, train_pooling: str | None = None, inference_pooling: str | None = None
+) -> tuple[str, PoolingSpec]:
+    """Resolve a probe's poolings: ``train = train_pooling or pooling``, ``inference = inference_pooling or pooling``.
+
+    Parameters
+    ----------
+    pooling : str or None
+        The shared default (None means ``"last_token"``).
+    train_pooling : str, optional
+        Must be one of :data:`TRAIN_POOLINGS` (no stage prefix): a score-stage reduction cannot train a probe.
+    inference_pooling : str, optional
+        Any name :func:`parse_pooling` accepts.
+
+    Returns
+    -------
+    train : str
+        The training pooling (a bare name).
+    inference : PoolingSpec
+
+    Raises
+    ------
+    UnknownOptionError
+        If a name is unknown, or the training pooling is not one of :data:`TRAIN_POOLINGS`; the message says which
+        argument it came from and what to pass instead.
+    """
+    base = pooling or "last_token"
+    train = train_pooling or base
+    inference = parse_pooling(inference_pooling or base)
+    if train not in TRAIN_POOLINGS:
+        source = "train_pooling" if train_pooling else "pooling"
+        hint = (
+            f"; to pool with {base!r} at inference only, pass inference_pooling={base!r} and one of those as "
+            "train_pooling"
+            if not train_pooling
+            else ""
+        )
+        raise UnknownOptionError(
+            f"{source}={train!r} cannot train a probe; expected one of: {', '.join(TRAIN_POOLINGS)}{hint}"
+        )
+    return train, inference

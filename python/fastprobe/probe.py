@@ -1,77 +1,267 @@
-"""The ``Probe``: a linear classifier on a language model's pooled activations, with lmprobe's API.
+"""The ``Probe``: lmprobe's ``Probe`` API on fastprobe's activation store and Rust solvers.
 
-This is the first slice of the drop-in ``Probe``: the constructor takes lmprobe's names and defaults for the
-parameters it supports so far (``model``, ``layers``, ``pooling``, ``classifier``, ``device``, ``random_state``,
-``batch_size``, ``dtype``), and ``fit`` / ``predict`` / ``predict_proba`` / ``score`` behave as lmprobe's do.
+A probe reads a language model's activations at some layers, pools each prompt's tokens, scales the features, and
+fits a classifier (or a regressor). Activations go through the activation cache (:mod:`fastprobe.store`): a prompt is
+run through the model once per layer, ever, and later fits, sweeps and predictions read it back in one batched call.
+Layer sweeps (:meth:`Probe.sweep_layers`, ``layers="sweep"``) extract every layer in one pass and fit the layers in
+parallel.
+
+Where lmprobe has known faults, the probe fixes them; the README lists each difference.
 """
 
 from __future__ import annotations
 
+import hashlib
+import time
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.linear_model import LogisticRegression
-from sklearn.preprocessing import StandardScaler
 
-from fastprobe.exceptions import InvalidInputError, NotFittedError, ShapeMismatchError, UnknownOptionError
-from fastprobe.extraction import extract_pooled, load_model
-from fastprobe.layers import LayerSpec, resolve_layers
+from fastprobe.classifiers import build_classifier
+from fastprobe.estimators import LayerScaler, LogisticProbe, MassMeanProbe, RidgeClassifierProbe, RidgeProbe
+from fastprobe.exceptions import (
+    FastprobeError,
+    InvalidInputError,
+    NotFittedError,
+    ShapeMismatchError,
+    UnknownOptionError,
+)
+from fastprobe.layers import LayerSpec, is_sweep, resolve_layers
+from fastprobe.pooling import PoolingSpec, reduce_scores, resolve_pooling
 
-__all__ = ["CLASSIFIERS", "POOLINGS", "LinearProbe", "Probe"]
+__all__ = ["LayerSweepResult", "LinearProbe", "Probe"]
 
-#: The classifiers this version supports.
-CLASSIFIERS: tuple[str, ...] = ("logistic_regression",)
-#: Activation-stage poolings (each prompt becomes one vector before the classifier).
-POOLINGS: tuple[str, ...] = ("last_token", "first_token", "mean")
+TASKS = ("classification", "regression")
+NORMALIZE_LAYERS = (True, False, "per_neuron", "per_layer")
+PREPROCESSING_STEPS = ("standard", "standard_scaler", "pca", "pca:N")
+PROBE_BACKENDS = ("local", "nnsight")
+COMPUTE_BACKENDS = ("sklearn", "auto")
+_RUST = (LogisticProbe, RidgeProbe, RidgeClassifierProbe, MassMeanProbe)
+_FITTED = (
+    "classifier_",
+    "classes_",
+    "scaler_",
+    "preprocessing_pipeline_",
+    "mass_mean_direction_",
+    "layers_",
+    "n_features_in_",
+    "model_fingerprint_",
+)
 
 
-def _is_labels(second: Any, n_first: int) -> bool:
-    """Whether the second argument of ``fit`` is a label array (numbers) rather than a list of negative prompts."""
+# ---------------------------------------------------------------------------------------------- model context
+
+
+@dataclass
+class _Context:
+    """A loaded model with its fingerprint and its activation store."""
+
+    loaded: Any
+    fingerprint: dict[str, Any]
+    store: Any
+
+
+_FINGERPRINTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+
+
+def _context(model: Any, device: str, dtype: str | None, backend: str, remote: bool) -> _Context:
+    from fastprobe.extraction import load_model, model_fingerprint
+    from fastprobe.store import model_store
+
+    loaded = load_model(model, device=device, dtype=dtype, backend=backend, remote=remote)
+    memo = _FINGERPRINTS.get(id(loaded))
+    if memo is None or memo[0] is not loaded:
+        memo = (loaded, model_fingerprint(loaded))
+        _FINGERPRINTS[id(loaded)] = memo
+    return _Context(loaded, memo[1], model_store(memo[1]))
+
+
+def _identity(fp: dict[str, Any]) -> tuple[Any, ...]:
+    """Return what must match for a probe to apply to a model: architecture, weights (or name), vocabulary."""
+    weights = fp.get("weights") or fp.get("model")
+    return fp.get("architecture"), weights, fp.get("tokenizer", {}).get("vocab_size")
+
+
+def _extract(
+    ctx: _Context,
+    prompts: Sequence[str],
+    layers: Sequence[int],
+    batch_size: int,
+    retries: int,
+    overwrite: bool = False,
+) -> None:
+    """Put the prompts' activations at ``layers`` into the store (a no-op for what is there), retrying remote runs."""
+    from fastprobe.extraction import extract_to_store
+
+    attempt = 0
+    while True:
+        try:
+            extract_to_store(ctx.loaded, prompts, list(layers), ctx.store, batch_size=batch_size, overwrite=overwrite)
+            return
+        except FastprobeError:
+            raise
+        except Exception as err:  # a remote run failed: what completed is stored, so a retry resumes
+            if not ctx.loaded.remote or attempt >= retries:
+                raise
+            attempt += 1
+            delay = 2.0 ** (attempt - 1)
+            warnings.warn(
+                f"remote extraction failed ({type(err).__name__}: {err}); retry {attempt} of {retries} in {delay:g} s",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            time.sleep(delay)
+
+
+# ---------------------------------------------------------------------------------------------- inputs
+
+
+def _check_prompts(prompts: Any, what: str) -> list[str]:
+    if isinstance(prompts, str) or prompts is None:
+        raise InvalidInputError(f"{what} must be a list of strings, not {type(prompts).__name__}")
+    out = list(prompts)
+    for i, p in enumerate(out):
+        if not isinstance(p, str):
+            raise InvalidInputError(f"{what}[{i}] must be a string; got {type(p).__name__} {p!r}")
+    return out
+
+
+def _looks_like_labels(second: Any) -> bool:
     if second is None or isinstance(second, str):
         return False
-    arr = np.asarray(second)
-    return arr.ndim == 1 and arr.dtype.kind in "biuf" and (arr.size > 0 or n_first == 0)
+    arr = np.asarray(second) if not hasattr(second, "detach") else second.detach().cpu().numpy()
+    return arr.ndim >= 1 and arr.size > 0 and arr.dtype.kind in "biuf"
+
+
+def _as_array(values: Any) -> np.ndarray:
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().numpy()
+    return np.asarray(values)
+
+
+def _hash(prompts: Sequence[str], labels: np.ndarray) -> str:
+    combined = "\n".join(sorted(list(prompts) + [str(v) for v in labels.tolist()]))
+    return "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
+
+
+def _preprocessing_steps(preprocessing: Any, pca_components: int | None) -> list[tuple[str, Any]]:
+    """Build the sklearn steps a ``preprocessing`` value names (unfitted)."""
+    from sklearn.decomposition import PCA
+    from sklearn.preprocessing import StandardScaler
+
+    if preprocessing is None:
+        return []
+    if isinstance(preprocessing, str):
+        names = preprocessing.split("+")
+    elif isinstance(preprocessing, (list, tuple)):
+        names = [s for item in preprocessing for s in str(item).split("+")]
+    else:
+        raise InvalidInputError(f"preprocessing must be a string or a list of strings; got {preprocessing!r}")
+    steps: list[tuple[str, Any]] = []
+    for raw in names:
+        name = raw.strip()
+        if name in ("standard", "standard_scaler"):
+            steps.append((f"standard{len(steps)}", StandardScaler()))
+        elif name == "pca":
+            if pca_components is None:
+                raise InvalidInputError("preprocessing 'pca' needs pca_components=N (or write 'pca:N')")
+            steps.append((f"pca{len(steps)}", PCA(n_components=pca_components)))
+        elif name.startswith("pca:"):
+            try:
+                n = int(name[4:])
+            except ValueError:
+                raise InvalidInputError(
+                    f"malformed preprocessing step {name!r}; expected 'pca:N' with N an int"
+                ) from None
+            steps.append((f"pca{len(steps)}", PCA(n_components=n)))
+        else:
+            raise UnknownOptionError(
+                f"unknown preprocessing step {name!r}; expected one of: {', '.join(PREPROCESSING_STEPS)} "
+                "(joined with '+' or given as a list)"
+            )
+    return steps
+
+
+# ---------------------------------------------------------------------------------------------- the probe
 
 
 class Probe(BaseEstimator):
-    """A linear probe on a language model's activations.
+    """A linear probe on a language model's activations, with lmprobe's constructor and methods.
 
     Parameters
     ----------
     model : str or path-like, optional
-        The model to probe: a local directory (or a cached Hugging Face id). Required by every method that takes
-        prompts.
-    layers : int, list of int, or {"middle", "last", "all"}, default="middle"
-        Which decoder blocks' outputs to use; layer ``i`` is block ``i``'s output (not the embeddings), negative
-        indices count from the end, ``"middle"`` is the middle third. Features of several layers are concatenated
-        in ascending layer order.
-    pooling : {"last_token", "first_token", "mean"}, default="last_token"
-        How each prompt's tokens are reduced to one vector. Padding is ignored on either side.
-    classifier : {"logistic_regression"}, default="logistic_regression"
-        L2-regularised logistic regression (lbfgs, ``max_iter=1000``), after standard scaling of every feature.
+        The model to probe: a local directory, or a Hugging Face id in the local cache (or on NDIF with
+        ``remote=True``). Only the ``*_from_activations`` methods work without one.
+    layers : int, list of int, or str, default="middle"
+        Layer ``i`` is block ``i``'s output (not the embeddings; the last layer is taken before the final norm).
+        Negative indices count from the end. ``"middle"`` (the middle third), ``"last"``, ``"all"``; ``"sweep"``,
+        ``"sweep:K"`` (every K-th layer) and ``"sweep:A-B"`` (layers A to B) fit one probe per layer (see
+        :meth:`evaluate`). Several layers' features are concatenated in ascending layer order.
+    pooling : str, default="last_token"
+        How tokens become one score per prompt, for training and inference unless overridden: ``last_token``,
+        ``first_token``, ``mean`` (pool activations), ``max``, ``min`` (classify every token, then reduce the
+        scores), ``all`` (every token is a training row; per-token scores at inference), or a staged name
+        (``"activation:max"``, ``"score:mean"``). Padding never counts.
+    train_pooling, inference_pooling : str, optional
+        Overrides of ``pooling`` for training (``last_token``, ``first_token``, ``mean`` or ``all``) and for
+        inference (any pooling).
+    classifier : str or estimator, default="logistic_regression"
+        A name from :data:`fastprobe.classifiers.CLASSIFIERS` or any scikit-learn estimator (cloned). Logistic
+        regression, ridge, mass-mean, LDA and the ensemble run on fastprobe's Rust solvers.
+    task : {"classification", "regression"}, default="classification"
+        For regression the default classifier is ridge regression (``alpha=1``) and :meth:`score` is R^2.
     device : str, default="auto"
         ``"auto"`` (CUDA, then MPS, then CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+    remote : bool, default=False
+        Run the model on NDIF through nnsight (``backend="nnsight"``; needs ``NDIF_API_KEY``).
     random_state : int, optional
-        Seed for the classifier.
+        Seed for the estimators that take one.
     batch_size : int, default=8
         Prompts per forward pass.
+    auto_candidates, auto_alpha, fast_auto_top_k
+        Accepted for compatibility with lmprobe's automatic layer selection, which this version does not implement
+        (``layers="auto"`` raises).
+    normalize_layers : {True, "per_neuron", "per_layer", False}, default=True
+        Standardization of several layers' features: per feature, per layer block, or none. A single layer is
+        always standardized per feature.
+    backend : {"local", "nnsight"}, default="local"
     dtype : {"float32", "float16", "bfloat16"}, optional
-        The model's compute dtype; None means float32.
+        The model's compute dtype (None: float32).
+    max_retries : int, optional
+        Retries of a failed remote extraction (None: 3), with exponential backoff; completed batches are kept.
+    classifier_kwargs : dict, optional
+        Options overriding the classifier's defaults.
+    preprocessing : str or list of str, optional
+        Steps after scaling: ``"standard"``, ``"pca"`` (needs ``pca_components``), ``"pca:N"``, joined by ``+`` or
+        listed.
+    pca_components : int, optional
+    mass_mean_augment : bool, default=False
+        Append the projection on the (scaled) class-mean difference as one extra feature.
+    compute_backend : {"sklearn", "auto"}, default="sklearn"
+        Accepted for compatibility; fastprobe's solvers serve both.
 
     Attributes
     ----------
-    classes_ : numpy.ndarray
-        The class labels, sorted.
+    classifier_ : estimator
+        The fitted classifier (or regressor).
+    classes_ : numpy.ndarray or None
+        The class labels, sorted (None for regression).
     layers_ : list of int
-        The resolved block indices, ascending.
-    scaler_ : sklearn.preprocessing.StandardScaler
-        The fitted feature scaler.
-    classifier_ : sklearn.linear_model.LogisticRegression
-        The fitted classifier.
+        The layers in use, ascending.
+    scaler_ : LayerScaler or None
+    preprocessing_pipeline_ : sklearn.pipeline.Pipeline or None
+    mass_mean_direction_ : numpy.ndarray or None
     n_features_in_ : int
-        The number of activation features (``len(layers_) * hidden_size``).
+        Activation features (``len(layers_) * hidden_size``).
+    sweep_result_ : LayerSweepResult or None
+        Set by a sweep-mode fit.
+    model_fingerprint_ : dict or None
+        What identifies the model the probe was fitted on.
 
     Examples
     --------
@@ -83,69 +273,258 @@ class Probe(BaseEstimator):
     [1, 0]
     """
 
+    classifier_: Any
+    classes_: Any
+    layers_: list[int]
+    scaler_: Any
+    preprocessing_pipeline_: Any
+    mass_mean_direction_: np.ndarray | None
+    n_features_in_: int | None
+    model_fingerprint_: dict[str, Any] | None
+    sweep_result_: LayerSweepResult | None
+    evaluation_results_: dict[str, Any]
+
     def __init__(
         self,
         model: Any = None,
         layers: LayerSpec = "middle",
         pooling: str = "last_token",
-        classifier: str = "logistic_regression",
+        train_pooling: str | None = None,
+        inference_pooling: str | None = None,
+        classifier: Any = "logistic_regression",
+        task: str = "classification",
         device: str = "auto",
+        remote: bool = False,
         random_state: int | None = None,
         batch_size: int = 8,
+        auto_candidates: Any = None,
+        auto_alpha: float = 0.01,
+        normalize_layers: bool | str = True,
+        fast_auto_top_k: int | None = None,
+        backend: str = "local",
         dtype: str | None = None,
+        max_retries: int | None = None,
+        classifier_kwargs: dict[str, Any] | None = None,
+        preprocessing: str | list[str] | None = None,
+        pca_components: int | None = None,
+        mass_mean_augment: bool = False,
+        compute_backend: str = "sklearn",
     ) -> None:
         self.model = model
         self.layers = layers
         self.pooling = pooling
+        self.train_pooling = train_pooling
+        self.inference_pooling = inference_pooling
         self.classifier = classifier
+        self.task = task
         self.device = device
+        self.remote = remote
         self.random_state = random_state
         self.batch_size = batch_size
+        self.auto_candidates = auto_candidates
+        self.auto_alpha = auto_alpha
+        self.normalize_layers = normalize_layers
+        self.fast_auto_top_k = fast_auto_top_k
+        self.backend = backend
         self.dtype = dtype
+        self.max_retries = max_retries
+        self.classifier_kwargs = classifier_kwargs
+        self.preprocessing = preprocessing
+        self.pca_components = pca_components
+        self.mass_mean_augment = mass_mean_augment
+        self.compute_backend = compute_backend
+        self._check_params()
 
-    # ------------------------------------------------------------------ validation and features
+    # ------------------------------------------------------------------ configuration
 
-    def _check_params(self) -> None:
-        if self.pooling not in POOLINGS:
-            raise UnknownOptionError(f"unknown pooling {self.pooling!r}; expected one of: {', '.join(POOLINGS)}")
-        if self.classifier not in CLASSIFIERS:
+    def _check_params(self) -> tuple[str, PoolingSpec, Any]:
+        """Validate the configuration; return (train pooling, inference pooling, unfitted classifier)."""
+        if self.task not in TASKS:
+            raise UnknownOptionError(f"unknown task {self.task!r}; expected one of: {', '.join(TASKS)}")
+        if self.normalize_layers not in NORMALIZE_LAYERS or (
+            isinstance(self.normalize_layers, int) and not isinstance(self.normalize_layers, bool)
+        ):
             raise UnknownOptionError(
-                f"unknown classifier {self.classifier!r}; expected one of: {', '.join(CLASSIFIERS)}"
+                f"unknown normalize_layers {self.normalize_layers!r}; expected one of: True, 'per_neuron', "
+                "'per_layer', False"
             )
+        if self.backend not in PROBE_BACKENDS:
+            extra = (
+                " (fastprobe's local backend already stops after the deepest needed layer and streams activations "
+                "to the store)"
+                if self.backend in ("chunked", "disk_offload")
+                else ""
+            )
+            raise UnknownOptionError(
+                f"unknown backend {self.backend!r}; expected one of: {', '.join(PROBE_BACKENDS)}{extra}"
+            )
+        if self.remote and self.backend != "nnsight":
+            raise InvalidInputError("remote=True runs on NDIF through nnsight; pass backend='nnsight'")
+        if self.compute_backend not in COMPUTE_BACKENDS:
+            raise UnknownOptionError(
+                f"unknown compute_backend {self.compute_backend!r}; expected one of: {', '.join(COMPUTE_BACKENDS)} "
+                "(fastprobe's Rust solvers replace cuML)"
+            )
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
+            raise InvalidInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
+        if not isinstance(self.layers, (int, np.integer, str, list, tuple, range)):
+            raise InvalidInputError(f"layers must be an int, a list of ints or a string; got {self.layers!r}")
+        if isinstance(self.layers, str) and not is_sweep(self.layers):
+            resolve_layers(self.layers, 1 << 20)  # the names; indices are checked against the model
+        if self.mass_mean_augment and self.task == "regression":
+            raise InvalidInputError("mass_mean_augment needs two classes; it does not apply to task='regression'")
+        train, inference = resolve_pooling(self.pooling, self.train_pooling, self.inference_pooling)
+        _preprocessing_steps(self.preprocessing, self.pca_components)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            template = build_classifier(
+                self.classifier,
+                task=self.task,
+                random_state=self.random_state,
+                classifier_kwargs=self.classifier_kwargs,
+            )
+        return train, inference, template
 
-    def _loaded(self) -> Any:
+    def _ctx(self, remote: bool | None = None) -> _Context:
         if self.model is None:
             raise InvalidInputError(
-                "No model specified: pass model=... to Probe to fit or predict from prompts "
-                "(or use fit_from_activations with precomputed features)"
+                "No model specified: pass model=... to Probe to use prompts (or use the *_from_activations methods "
+                "with precomputed features)"
             )
-        return load_model(self.model, device=self.device, dtype=self.dtype)
+        return _context(
+            self.model, self.device, self.dtype, self.backend, bool(self.remote if remote is None else remote)
+        )
 
-    def _features(self, prompts: Sequence[str], *, resolve: bool = False) -> np.ndarray:
-        loaded = self._loaded()
-        if resolve:
-            self.layers_ = resolve_layers(self.layers, loaded.n_layers)
-        return extract_pooled(loaded, prompts, self.layers_, (self.pooling,), batch_size=self.batch_size)[self.pooling]
+    def _retries(self, max_retries: int | None = None) -> int:
+        value = max_retries if max_retries is not None else self.max_retries
+        return 3 if value is None else int(value)
 
-    def _check_fitted(self) -> None:
-        if not hasattr(self, "classifier_"):
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
+    # ------------------------------------------------------------------ training data
+
+    def _training_data(
+        self, first: Any, second: Any, sample_weight: Any
+    ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+        if second is None:
+            raise InvalidInputError(
+                "fit needs a second argument: negative prompts (fit(positive, negative)) or one label per prompt "
+                "(fit(prompts, labels)); got None"
+            )
+        prompts = _check_prompts(first, "the prompts")
+        if _looks_like_labels(second):
+            y = _as_array(second)
+            if y.ndim != 1:
+                raise ShapeMismatchError(f"labels must be 1-D (one per prompt); got shape {y.shape}")
+            if len(y) != len(prompts):
+                raise ShapeMismatchError(f"got {len(prompts)} prompts but {len(y)} labels; give one label per prompt")
+        else:
+            negatives = _check_prompts(second, "the negative prompts")
+            y = np.concatenate([np.ones(len(prompts), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)])
+            prompts = prompts + negatives
+        if not prompts:
+            raise InvalidInputError("no training prompts were given")
+        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+            raise InvalidInputError("labels contain NaN or infinity")
+        if self.task == "classification":
+            classes = np.unique(y)
+            if len(classes) < 2:
+                raise InvalidInputError(
+                    f"training data has a single class ({classes.tolist()}); a classifier needs at least two"
+                )
+        w = None
+        if sample_weight is not None:
+            w = np.asarray(sample_weight, dtype=np.float64)
+            if w.shape != (len(prompts),):
+                raise ShapeMismatchError(f"sample_weight: expected shape ({len(prompts)},), got {w.shape}")
+        return prompts, y, w
+
+    # ------------------------------------------------------------------ fitting on features
+
+    def _fit_matrix(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, n_layers: int, template: Any) -> None:
+        """Scale, preprocess, augment and fit on a feature matrix (rows: prompts or tokens)."""
+        from sklearn.pipeline import Pipeline
+
+        if len(X) != len(y):
+            raise ShapeMismatchError(f"got {len(X)} rows of activations but {len(y)} labels")
+        if X.shape[1] % n_layers:
+            raise ShapeMismatchError(f"{X.shape[1]} features cannot be split into {n_layers} equal layer blocks")
+        steps = _preprocessing_steps(self.preprocessing, self.pca_components)
+        mode = "per_layer" if self.normalize_layers == "per_layer" else "per_neuron"
+        scale = n_layers == 1 or self.normalize_layers is not False
+        if n_layers > 1 and scale and any(name.startswith("standard") for name, _ in steps):
+            warnings.warn(
+                "preprocessing standardizes the features, so the per-layer scaling (normalize_layers) is skipped",
+                UserWarning,
+                stacklevel=3,
+            )
+            scale = False
+        self.scaler_ = LayerScaler(n_layers if n_layers > 1 else 1, mode=mode).fit(X) if scale else None
+        Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
+        self.mass_mean_direction_ = None
+        if self.mass_mean_augment:
+            classes = np.unique(y)
+            if len(classes) != 2:
+                raise InvalidInputError(f"mass_mean_augment needs exactly two classes; got {len(classes)}")
+            diff = Xs[y == classes[1]].mean(axis=0, dtype=np.float64) - Xs[y == classes[0]].mean(
+                axis=0, dtype=np.float64
+            )
+            norm = float(np.linalg.norm(diff))
+            self.mass_mean_direction_ = diff / norm if norm > 0 else diff
+        self.preprocessing_pipeline_ = Pipeline(steps) if steps else None
+        Xp = self.preprocessing_pipeline_.fit_transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
+        if self.mass_mean_direction_ is not None:
+            Xp = np.column_stack([Xp, Xs @ self.mass_mean_direction_])
+        if self.task == "regression":
+            y = y.astype(np.float64)
+        try:
+            clf = template.fit(Xp, y) if w is None else template.fit(Xp, y, sample_weight=w)
+        except TypeError as err:
+            if w is not None and "sample_weight" in str(err):
+                raise InvalidInputError(f"{type(template).__name__} does not accept sample_weight") from err
+            raise
+        self.classifier_ = clf
+        self.classes_ = np.asarray(clf.classes_) if self.task == "classification" else None
+        self.n_features_in_ = int(X.shape[1])
+
+    def _transform(self, X: np.ndarray) -> np.ndarray:
+        if getattr(self, "n_features_in_", None) is not None and X.shape[1] != self.n_features_in_:
+            raise ShapeMismatchError(f"X has {X.shape[1]} features, but the probe was fitted on {self.n_features_in_}")
+        Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
+        Xp = self.preprocessing_pipeline_.transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
+        if self.mass_mean_direction_ is not None:
+            Xp = np.column_stack([Xp, Xs @ self.mass_mean_direction_])
+        return np.asarray(Xp)
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, positive_prompts: Sequence[str], negative_prompts: Any = None) -> Probe:
+    def fit(
+        self,
+        positive_prompts: Sequence[str],
+        negative_prompts: Any = None,
+        remote: bool | None = None,
+        invalidate_cache: bool = False,
+        max_retries: int | None = None,
+        batch_size: int | None = None,
+        sample_weight: Any = None,
+    ) -> Probe:
         """Train the probe.
 
-        Two forms are accepted: ``fit(positive_prompts, negative_prompts)`` (labels 1 and 0) and
-        ``fit(prompts, labels)`` where ``labels`` is an array of numbers (ints, bools or floats holding class
-        values).
+        Two forms: ``fit(positive_prompts, negative_prompts)`` (labels 1 and 0) and ``fit(prompts, labels)`` with one
+        number per prompt (ints, bools or floats; float targets for ``task="regression"``).
 
         Parameters
         ----------
         positive_prompts : sequence of str
-            Positive-class prompts, or all prompts in the labels form.
+            Positive prompts, or every prompt in the labels form.
         negative_prompts : sequence of str or array-like of numbers
-            Negative-class prompts, or one label per prompt.
+        remote : bool, optional
+            Override ``remote`` for this call.
+        invalidate_cache : bool, default=False
+            Drop these prompts' cached activations first and extract them again.
+        max_retries : int, optional
+            Override ``max_retries`` for this call.
+        batch_size : int, optional
+            Override ``batch_size`` for this call.
+        sample_weight : array-like of shape (n_prompts,), optional
 
         Returns
         -------
@@ -155,162 +534,664 @@ class Probe(BaseEstimator):
         Raises
         ------
         InvalidInputError
-            If there is no training data, only one class, or labels whose length differs from the prompts.
+            For no training data, a single class, NaN labels, or a missing model.
+        ShapeMismatchError
+            If the labels (or weights) are not one per prompt.
         """
-        self._check_params()
-        if negative_prompts is None:
-            raise InvalidInputError("fit needs negative prompts or labels as its second argument; got None")
-        prompts = list(positive_prompts)
-        if _is_labels(negative_prompts, len(prompts)):
-            y = np.asarray(negative_prompts)
-            if len(y) != len(prompts):
-                raise InvalidInputError(f"got {len(prompts)} prompts but {len(y)} labels; give one label per prompt")
-        else:
-            negatives = list(negative_prompts)
-            y = np.concatenate([np.ones(len(prompts), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)])
-            prompts = prompts + negatives
-        if not prompts:
-            raise InvalidInputError("no training prompts were given")
-        X = self._features(prompts, resolve=True)
-        return self._fit_features(X, y)
+        from fastprobe.store import evict
 
-    def fit_from_activations(self, X: Any, y: Any) -> Probe:
-        """Train the probe on precomputed pooled activations.
+        train, _, template = self._check_params()
+        prompts, y, w = self._training_data(positive_prompts, negative_prompts, sample_weight)
+        ctx = self._ctx(remote)
+        bs = batch_size or self.batch_size
+        if is_sweep(self.layers):
+            layers = resolve_layers(self.layers, ctx.loaded.n_layers)
+            result = _sweep(self, ctx, prompts, y, w, layers, bs, self._retries(max_retries), invalidate_cache)
+            self.sweep_result_ = result
+            self._adopt(result.probes[result.layers[0]])
+            return self
+        self.sweep_result_ = None
+        self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
+        _extract(ctx, prompts, self.layers_, bs, self._retries(max_retries), invalidate_cache)
+        X, y_rows, w_rows = _train_rows(ctx, prompts, self.layers_, train, y, w)
+        self._fit_matrix(X, y_rows, w_rows, len(self.layers_), template)
+        self.model_fingerprint_ = ctx.fingerprint
+        evict()
+        return self
+
+    def fit_from_activations(self, X: Any, y: Any, sample_weight: Any = None, n_layers: int = 1) -> Probe:
+        """Train on precomputed pooled activations (the same scaling, preprocessing and classifier as :meth:`fit`).
 
         Parameters
         ----------
         X : array-like or torch.Tensor of shape (n_samples, n_features)
-            Pooled activations (several layers concatenated along features).
+            Pooled activations; ``n_layers`` layers side by side.
         y : array-like of shape (n_samples,)
-            Class labels.
+        sample_weight : array-like of shape (n_samples,), optional
+        n_layers : int, default=1
+            How many equal layer blocks ``X`` holds (for per-layer scaling).
 
         Returns
         -------
         Probe
             ``self``, fitted.
         """
-        self._check_params()
         from fastprobe._arrays import to_numpy
 
-        X = to_numpy(X, dtype=np.float32, name="X", ndim=2)
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise InvalidInputError(f"got {len(X)} rows of activations but {len(y)} labels")
+        _, _, template = self._check_params()
+        Xa = to_numpy(X, dtype=np.float32, name="X", ndim=2)
+        y = _as_array(y)
+        if y.ndim != 1 or len(y) != len(Xa):
+            raise ShapeMismatchError(f"got {len(Xa)} rows of activations but labels of shape {y.shape}")
+        if self.task == "classification" and len(np.unique(y)) < 2:
+            raise InvalidInputError(f"training data has a single class ({np.unique(y).tolist()})")
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if not isinstance(n_layers, int) or n_layers < 1:
+            raise InvalidInputError(f"n_layers must be an integer >= 1; got {n_layers!r}")
+        self._fit_matrix(Xa, y, w, n_layers, template)
         if not hasattr(self, "layers_"):
             self.layers_ = []
-        return self._fit_features(X, y)
-
-    def _fit_features(self, X: np.ndarray, y: np.ndarray) -> Probe:
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise InvalidInputError(
-                f"training data has a single class ({classes.tolist()}); a probe needs at least two classes"
-            )
-        self.scaler_ = StandardScaler().fit(X)
-        clf = LogisticRegression(max_iter=1000, solver="lbfgs", random_state=self.random_state)
-        self.classifier_ = clf.fit(self.scaler_.transform(X), y)
-        self.classes_ = self.classifier_.classes_
-        self.n_features_in_ = X.shape[1]
+        self.model_fingerprint_ = getattr(self, "model_fingerprint_", None)
+        self.sweep_result_ = getattr(self, "sweep_result_", None)
         return self
+
+    def warmup(
+        self,
+        prompts: Sequence[str],
+        remote: bool | None = None,
+        max_retries: int | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        """Extract and cache the prompts' activations at the configured layers (all swept layers in sweep mode).
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        remote, max_retries, batch_size
+            Overrides for this call.
+        """
+        self._check_params()
+        ctx = self._ctx(remote)
+        layers = resolve_layers(self.layers, ctx.loaded.n_layers)
+        _extract(
+            ctx, _check_prompts(prompts, "prompts"), layers, batch_size or self.batch_size, self._retries(max_retries)
+        )
+
+    def _adopt(self, other: Probe) -> None:
+        for name in _FITTED:
+            setattr(self, name, getattr(other, name, None))
 
     # ------------------------------------------------------------------ inference
 
-    def _proba_features(self, X: np.ndarray) -> np.ndarray:
-        if X.shape[1] != self.n_features_in_:
-            raise ShapeMismatchError(f"X has {X.shape[1]} features, but the probe was fitted on {self.n_features_in_}")
-        return np.asarray(self.classifier_.predict_proba(self.scaler_.transform(X)))
+    def _check_fitted(self) -> None:
+        if getattr(self, "classifier_", None) is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
 
-    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
-        """Class probabilities for each prompt.
+    def _check_model(self, ctx: _Context) -> None:
+        saved = getattr(self, "model_fingerprint_", None)
+        if saved and _identity(saved) != _identity(ctx.fingerprint):
+            raise InvalidInputError(
+                f"this probe was fitted on model {saved.get('model')!r} ({saved.get('architecture')}, weights "
+                f"{saved.get('weights')}), but {ctx.fingerprint.get('model')!r} is a different model "
+                f"({ctx.fingerprint.get('architecture')}, weights {ctx.fingerprint.get('weights')}); fit a new probe "
+                "for it"
+            )
+
+    def _inference_rows(
+        self, prompts: Sequence[str], remote: bool | None, batch_size: int | None
+    ) -> tuple[PoolingSpec, np.ndarray, np.ndarray | None]:
+        """(inference pooling, features, token offsets or None) for the prompts."""
+        self._check_fitted()
+        _, spec, _ = self._check_params()
+        prompts = _check_prompts(prompts, "prompts")
+        if not prompts:
+            raise InvalidInputError("prompts is empty; give at least one prompt")
+        ctx = self._ctx(remote)
+        self._check_model(ctx)
+        if not self.layers_:
+            self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
+        _extract(ctx, prompts, self.layers_, batch_size or self.batch_size, self._retries())
+        if spec.stage == "activation":
+            return spec, ctx.store.read_pooled(prompts, self.layers_, spec.base), None
+        values, offsets = ctx.store.read_tokens(prompts, self.layers_)
+        return spec, values, offsets
+
+    def _require_proba(self) -> None:
+        if self.task == "regression":
+            raise InvalidInputError("predict_proba is for classification; this probe has task='regression'")
+        if not hasattr(self.classifier_, "predict_proba"):
+            raise InvalidInputError(
+                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
+                "with probabilities (e.g. 'logistic_regression')"
+            )
+
+    def _proba(self, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+        proba = np.asarray(self.classifier_.predict_proba(self._transform(X)), dtype=np.float64)
+        if offsets is None:
+            return proba
+        if spec.stage == "tokens":
+            return _pad(proba, offsets)
+        if proba.shape[1] == 2:
+            p1 = reduce_scores(proba[:, 1], offsets, spec.base)
+            return np.column_stack([1.0 - p1, p1])
+        reduced = reduce_scores(proba, offsets, spec.base)
+        return reduced / reduced.sum(axis=1, keepdims=True)
+
+    def _labels(self, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
+        """One prediction per prompt (for ``"all"``: the class with the highest mean token probability)."""
+        clf = self.classifier_
+        if self.task == "regression":
+            values = np.asarray(clf.predict(self._transform(X)), dtype=np.float64)
+            if offsets is None:
+                return values
+            return reduce_scores(values, offsets, "mean" if spec.stage == "tokens" else spec.base)
+        if offsets is None:
+            if hasattr(clf, "predict_proba"):
+                return np.asarray(self.classes_[np.argmax(clf.predict_proba(self._transform(X)), axis=1)])
+            return np.asarray(clf.predict(self._transform(X)))
+        method = "mean" if spec.stage == "tokens" else spec.base
+        if hasattr(clf, "predict_proba"):
+            proba = self._proba(PoolingSpec(method, "score"), X, offsets)
+            return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+        scores = np.asarray(clf.decision_function(self._transform(X)), dtype=np.float64)
+        reduced = reduce_scores(scores, offsets, method)
+        idx = (reduced > 0).astype(int) if reduced.ndim == 1 else np.argmax(reduced, axis=1)
+        return np.asarray(self.classes_[idx])
+
+    def predict_proba(
+        self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None
+    ) -> np.ndarray:
+        """Class probabilities of each prompt.
 
         Parameters
         ----------
         prompts : sequence of str
+        remote, batch_size
+            Overrides for this call.
 
         Returns
         -------
-        numpy.ndarray of shape (n_prompts, n_classes)
-            Columns follow ``classes_``.
+        numpy.ndarray
+            ``(n_prompts, n_classes)``, columns in ``classes_`` order. With ``inference_pooling="all"``:
+            ``(n_prompts, max_tokens, n_classes)``, token ``t`` of prompt ``i`` at ``[i, t]`` (the first real token at
+            0) and NaN past each prompt's end. Score poolings (``max``, ``min``, ``score:*``) reduce the positive
+            class's per-token probability (every class's, renormalized, beyond two classes).
+
+        Raises
+        ------
+        InvalidInputError
+            For regression, or a classifier without ``predict_proba``.
+        NotFittedError
+            Before :meth:`fit`.
         """
         self._check_fitted()
-        return self._proba_features(self._features(prompts))
+        self._require_proba()
+        return self._proba(*self._inference_rows(prompts, remote, batch_size))
 
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        """Predicted class of each prompt.
+    def predict(self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None) -> np.ndarray:
+        """Predict the class (or value, for regression) of each prompt.
 
         Parameters
         ----------
         prompts : sequence of str
+        remote, batch_size
+            Overrides for this call.
 
         Returns
         -------
         numpy.ndarray of shape (n_prompts,)
-            Labels from ``classes_``.
+            With ``inference_pooling="all"``, the class with the highest mean probability over the prompt's tokens.
         """
-        proba = self.predict_proba(prompts)
-        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+        self._check_fitted()
+        return self._labels(*self._inference_rows(prompts, remote, batch_size))
 
-    def score(self, prompts: Sequence[str], labels: Any) -> float:
-        """Accuracy of :meth:`predict` against ``labels``.
+    def score(
+        self, prompts: Sequence[str], labels: Any, remote: bool | None = None, batch_size: int | None = None
+    ) -> float:
+        """Accuracy (classification) or R^2 (regression) on labelled prompts.
 
         Parameters
         ----------
         prompts : sequence of str
         labels : array-like of shape (n_prompts,)
+        remote, batch_size
+            Overrides for this call.
 
         Returns
         -------
         float
         """
-        labels = np.asarray(labels)
-        if len(labels) != len(prompts):
-            raise InvalidInputError(f"got {len(prompts)} prompts but {len(labels)} labels")
-        return float(np.mean(self.predict(prompts) == labels))
+        y = self._check_labels(prompts, labels)
+        return self._score(self.predict(prompts, remote=remote, batch_size=batch_size), y)
 
-    def predict_proba_from_activations(self, X: Any) -> np.ndarray:
-        """Class probabilities from precomputed pooled activations.
+    def _check_labels(self, prompts: Sequence[str], labels: Any) -> np.ndarray:
+        y = _as_array(labels)
+        if y.ndim != 1 or len(y) != len(prompts):
+            raise ShapeMismatchError(f"got {len(prompts)} prompts but labels of shape {y.shape}; give one per prompt")
+        return y
+
+    def _score(self, pred: np.ndarray, y: np.ndarray) -> float:
+        if self.task == "regression":
+            from sklearn.metrics import r2_score
+
+            return float(r2_score(y, pred))
+        return float(np.mean(pred == y))
+
+    def evaluate(
+        self, prompts: Sequence[str], labels: Any, remote: bool | None = None, batch_size: int | None = None
+    ) -> dict[str, Any]:
+        """Metrics on labelled prompts, from one read of their activations.
+
+        Classification: ``accuracy``, ``f1``, ``precision``, ``recall`` (of ``classes_[1]`` for two classes, macro
+        averages beyond), ``auroc`` (when the classifier has probabilities and both classes occur). Regression:
+        ``r2``, ``mse``, ``mae``. Always ``n_eval`` and ``eval_hash`` (SHA-256 of the sorted prompts and labels,
+        lmprobe's formula). In sweep mode: ``layer_results`` (the metrics of every layer), ``best_layer`` and
+        ``best_accuracy`` (R^2 for regression) plus the best layer's metrics, and the probe switches to that layer.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        prompts : sequence of str
+        labels : array-like of shape (n_prompts,)
+        remote, batch_size
+            Overrides for this call.
 
         Returns
         -------
-        numpy.ndarray of shape (n_samples, n_classes)
+        dict
         """
         self._check_fitted()
+        y = self._check_labels(prompts, labels)
+        sweep = getattr(self, "sweep_result_", None)
+        if sweep is not None:
+            sweep._warm(prompts, remote, batch_size)
+            layer_results = {
+                layer: sweep.probes[layer].evaluate(prompts, y, remote, batch_size) for layer in sweep.layers
+            }
+            key = "r2" if self.task == "regression" else "accuracy"
+            best = max(sweep.layers, key=lambda layer: layer_results[layer][key])
+            self._adopt(sweep.probes[best])
+            results: dict[str, Any] = {
+                "layer_results": layer_results,
+                "best_layer": best,
+                "best_accuracy": layer_results[best][key],
+                **layer_results[best],
+            }
+            self.evaluation_results_ = results
+            return results
+        spec, X, offsets = self._inference_rows(prompts, remote, batch_size)
+        results = _metrics(self, spec, X, offsets, y)
+        results["n_eval"] = len(prompts)
+        results["eval_hash"] = _hash(prompts, y)
+        self.evaluation_results_ = results
+        return results
+
+    # ------------------------------------------------------------------ precomputed activations
+
+    def _activations(self, X: Any) -> np.ndarray:
         from fastprobe._arrays import to_numpy
 
-        return self._proba_features(to_numpy(X, dtype=np.float32, name="X", ndim=2))
+        self._check_fitted()
+        return to_numpy(X, dtype=np.float32, name="X", ndim=2)
 
     def predict_from_activations(self, X: Any) -> np.ndarray:
-        """Predicted classes from precomputed pooled activations.
+        """Predictions from precomputed pooled activations, shape (n_samples,)."""
+        return self._labels(PoolingSpec("last_token", "activation"), self._activations(X), None)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_samples,)
-        """
-        proba = self.predict_proba_from_activations(X)
-        return np.asarray(self.classes_[np.argmax(proba, axis=1)])
+    def predict_proba_from_activations(self, X: Any) -> np.ndarray:
+        """Class probabilities from precomputed pooled activations, shape (n_samples, n_classes)."""
+        X = self._activations(X)
+        self._require_proba()
+        return self._proba(PoolingSpec("last_token", "activation"), X, None)
 
     def score_from_activations(self, X: Any, y: Any) -> float:
-        """Accuracy on precomputed pooled activations.
+        """Accuracy (classification) or R^2 (regression) on precomputed pooled activations."""
+        X = self._activations(X)
+        y = _as_array(y)
+        if len(y) != len(X):
+            raise ShapeMismatchError(f"got {len(X)} rows of activations but {len(y)} labels")
+        return self._score(self.predict_from_activations(X), y)
+
+    # ------------------------------------------------------------------ persistence
+
+    def save(self, path: str | Any) -> None:
+        """Save the fitted probe to one file: arrays in safetensors, configuration and classes as JSON.
+
+        Loading it never runs code, unless the classifier is a custom estimator class (from outside scikit-learn and
+        fastprobe): that is stored as a pickle, and :meth:`load` then needs ``trust_pickle=True``. The file is written
+        to a temporary name and renamed, so an interrupted save leaves any earlier file intact.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
-        y : array-like of shape (n_samples,)
+        path : str or path-like
+        """
+        from fastprobe import _persist
+
+        self._check_fitted()
+        fitted = {name: getattr(self, name, None) for name in _FITTED}
+        fitted["evaluation_results_"] = getattr(self, "evaluation_results_", None)
+        doc, arrays, _ = _persist.encode({"version": 1, "params": self.get_params(deep=False), "fitted": fitted})
+        _persist.write(path, doc, arrays)
+
+    @classmethod
+    def load(cls, path: str | Any, *, trust_pickle: bool = False, model: Any = None) -> Probe:
+        """Load a probe saved by :meth:`save`, or by lmprobe (a pickle: needs ``trust_pickle=True``).
+
+        Parameters
+        ----------
+        path : str or path-like
+        trust_pickle : bool, default=False
+            Allow unpickling: lmprobe's files, and fastprobe files holding a custom estimator. Unpickling can run
+            arbitrary code; only allow it for files from a trusted source.
+        model : str or path-like, optional
+            Use this model instead of the saved one (say, the same model at a new path). A model with different
+            weights or architecture is refused when the probe first reads prompts.
 
         Returns
         -------
-        float
+        Probe
+
+        Raises
+        ------
+        FastprobeError
+            If the file is not a probe, or holds a pickle and ``trust_pickle`` is false.
         """
-        return float(np.mean(self.predict_from_activations(X) == np.asarray(y)))
+        from fastprobe import _persist
+
+        kind, doc, arrays = _persist.read(path)
+        if kind == "pickle":
+            if not trust_pickle:
+                raise _persist.PickleRefused(
+                    f"{str(path)!r} is a pickle (lmprobe's save format), and unpickling can run arbitrary code; pass "
+                    "trust_pickle=True to load it if you trust the file's source"
+                )
+            return cls._from_lmprobe(path, model)
+        tree = _persist.decode(doc, arrays, trust_pickle=trust_pickle)
+        params = tree["params"]
+        if model is not None:
+            params["model"] = model
+        probe = cls(**params)
+        for name, value in tree["fitted"].items():
+            setattr(probe, name, value)
+        probe.sweep_result_ = None
+        return probe
+
+    @classmethod
+    def _from_lmprobe(cls, path: Any, model: Any) -> Probe:
+        import pickle
+
+        with open(path, "rb") as f:
+            state = pickle.load(f)
+        names = (
+            "model layers pooling train_pooling inference_pooling classifier task device remote random_state "
+            "batch_size auto_candidates auto_alpha normalize_layers fast_auto_top_k backend dtype "
+            "mass_mean_augment preprocessing pca_components"
+        ).split()
+        params = {k: state[k] for k in names if k in state}
+        if model is not None:
+            params["model"] = model
+        layers = params.get("layers")
+        selected = state.get("selected_layers_")
+        if layers in ("auto", "fast_auto") or (isinstance(layers, str) and is_sweep(layers)):
+            params["layers"] = sorted(selected) if selected else "middle"
+        probe = cls(**params)
+        probe.classifier_ = state["classifier_"]
+        probe.classes_ = state.get("classes_")
+        probe.scaler_ = state.get("scaler_")
+        probe.preprocessing_pipeline_ = state.get("preprocessing_pipeline_")
+        direction = state.get("_mass_mean_direction_")
+        probe.mass_mean_direction_ = None if direction is None else np.asarray(direction, dtype=np.float64)
+        probe.layers_ = sorted(selected) if selected else []
+        scaler = probe.scaler_
+        probe.n_features_in_ = getattr(scaler, "n_features_in_", None)
+        probe.model_fingerprint_ = None
+        probe.sweep_result_ = None
+        return probe
+
+    # ------------------------------------------------------------------ sweeps
+
+    @classmethod
+    def sweep_layers(
+        cls,
+        model: Any,
+        positive_prompts: Sequence[str],
+        negative_prompts: Any,
+        layers: LayerSpec = "all",
+        pooling: str = "last_token",
+        classifier: Any = "logistic_regression",
+        device: str = "auto",
+        remote: bool = False,
+        random_state: int | None = None,
+        batch_size: int = 8,
+        backend: str = "local",
+        dtype: str | None = None,
+        normalize_layers: bool | str = True,
+        classifier_kwargs: dict[str, Any] | None = None,
+        preprocessing: str | list[str] | None = None,
+        pca_components: int | None = None,
+        *,
+        task: str = "classification",
+        train_pooling: str | None = None,
+        inference_pooling: str | None = None,
+        mass_mean_augment: bool = False,
+        sample_weight: Any = None,
+    ) -> LayerSweepResult:
+        """Fit one single-layer probe per layer, from one extraction pass, the layers fitted in parallel.
+
+        Every option reaches every per-layer probe (lmprobe drops ``task``, the pooling overrides and
+        ``mass_mean_augment``). Logistic regression, ridge, mass-mean and LDA without preprocessing fit all layers
+        in Rust, each worker reading its layer straight from the store.
+
+        Parameters
+        ----------
+        model, positive_prompts, negative_prompts
+            As for :class:`Probe` and :meth:`fit` (``negative_prompts`` may be labels).
+        layers : int, list of int or str, default="all"
+            Any layer specification, including ``"sweep:K"`` and ``"sweep:A-B"``.
+        pooling, classifier, device, remote, random_state, batch_size, backend, dtype, normalize_layers,
+        classifier_kwargs, preprocessing, pca_components, task, train_pooling, inference_pooling, mass_mean_augment
+            As for :class:`Probe`.
+        sample_weight : array-like of shape (n_prompts,), optional
+
+        Returns
+        -------
+        LayerSweepResult
+        """
+        config = cls(
+            model=model,
+            layers=0,
+            pooling=pooling,
+            train_pooling=train_pooling,
+            inference_pooling=inference_pooling,
+            classifier=classifier,
+            task=task,
+            device=device,
+            remote=remote,
+            random_state=random_state,
+            batch_size=batch_size,
+            normalize_layers=normalize_layers,
+            backend=backend,
+            dtype=dtype,
+            classifier_kwargs=classifier_kwargs,
+            preprocessing=preprocessing,
+            pca_components=pca_components,
+            mass_mean_augment=mass_mean_augment,
+        )
+        prompts, y, w = config._training_data(positive_prompts, negative_prompts, sample_weight)
+        ctx = config._ctx()
+        resolved = resolve_layers(layers, ctx.loaded.n_layers)
+        return _sweep(config, ctx, prompts, y, w, resolved, batch_size, config._retries())
 
 
 #: lmprobe's alias.
 LinearProbe = Probe
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+
+def _train_rows(
+    ctx: _Context, prompts: list[str], layers: list[int], train: str, y: np.ndarray, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Read the training matrix: one pooled row per prompt, or (``"all"``) one row per real token."""
+    if train != "all":
+        return ctx.store.read_pooled(prompts, layers, train), y, w
+    values, offsets = ctx.store.read_tokens(prompts, layers)
+    counts = np.diff(offsets)
+    return values, np.repeat(y, counts), None if w is None else np.repeat(w, counts)
+
+
+def _pad(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per-token rows to ``(n_prompts, max_tokens, k)``, NaN past each prompt's end."""
+    counts = np.diff(offsets)
+    out = np.full((len(counts), int(counts.max()), rows.shape[1]), np.nan)
+    mask = np.arange(out.shape[1])[None, :] < counts[:, None]
+    out[mask] = rows
+    return out
+
+
+def _metrics(
+    probe: Probe, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None, y: np.ndarray
+) -> dict[str, Any]:
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        mean_absolute_error,
+        mean_squared_error,
+        precision_score,
+        r2_score,
+        recall_score,
+        roc_auc_score,
+    )
+
+    if probe.task == "regression":
+        pred = probe._labels(spec, X, offsets)
+        return {
+            "r2": float(r2_score(y, pred)),
+            "mse": float(mean_squared_error(y, pred)),
+            "mae": float(mean_absolute_error(y, pred)),
+        }
+    classes = probe.classes_
+    clf = probe.classifier_
+    proba = None
+    if hasattr(clf, "predict_proba"):
+        reduce = PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
+        proba = probe._proba(reduce, X, offsets)
+        pred = np.asarray(classes[np.argmax(proba, axis=1)])
+    else:
+        pred = probe._labels(spec, X, offsets)
+    binary = len(classes) == 2
+    avg: dict[str, Any] = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "macro"}
+    out: dict[str, Any] = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, zero_division=0, **avg)),
+        "precision": float(precision_score(y, pred, zero_division=0, **avg)),
+        "recall": float(recall_score(y, pred, zero_division=0, **avg)),
+    }
+    if proba is not None and len(np.unique(y)) >= 2:
+        if binary:
+            out["auroc"] = float(roc_auc_score(y == classes[1], proba[:, 1]))
+        elif set(np.unique(y)) <= set(classes.tolist()):
+            out["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+    return out
+
+
+@dataclass
+class LayerSweepResult:
+    """One fitted single-layer probe per layer.
+
+    Attributes
+    ----------
+    probes : dict of int to Probe
+    """
+
+    probes: dict[int, Probe] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> list[int]:
+        """The swept layers, ascending."""
+        return sorted(self.probes)
+
+    def __len__(self) -> int:
+        return len(self.probes)
+
+    def __getitem__(self, layer: int) -> Probe:
+        return self.probes[layer]
+
+    def _warm(self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None) -> None:
+        """Extract every swept layer for the prompts in one pass."""
+        first = self.probes[self.layers[0]]
+        ctx = first._ctx(remote)
+        _extract(ctx, _check_prompts(prompts, "prompts"), self.layers, batch_size or first.batch_size, first._retries())
+
+    def score(self, prompts: Sequence[str], labels: Any) -> dict[int, float]:
+        """Accuracy (R^2 for regression) of every layer's probe."""
+        self._warm(prompts)
+        return {layer: self.probes[layer].score(prompts, labels) for layer in self.layers}
+
+    def best_layer(self, prompts: Sequence[str], labels: Any) -> int:
+        """Return the layer with the highest score (the lowest such layer on ties)."""
+        scores = self.score(prompts, labels)
+        return max(self.layers, key=lambda layer: scores[layer])
+
+    def predict(self, prompts: Sequence[str]) -> dict[int, np.ndarray]:
+        """Every layer's predictions."""
+        self._warm(prompts)
+        return {layer: self.probes[layer].predict(prompts) for layer in self.layers}
+
+    def predict_proba(self, prompts: Sequence[str]) -> dict[int, np.ndarray]:
+        """Every layer's class probabilities."""
+        self._warm(prompts)
+        return {layer: self.probes[layer].predict_proba(prompts) for layer in self.layers}
+
+
+def _sweep(
+    config: Probe,
+    ctx: _Context,
+    prompts: list[str],
+    y: np.ndarray,
+    w: np.ndarray | None,
+    layers: list[int],
+    batch_size: int,
+    retries: int,
+    overwrite: bool = False,
+) -> LayerSweepResult:
+    """Extract every layer once, then fit one probe per layer (in Rust, in parallel, when the classifier allows)."""
+    from sklearn.base import clone
+    from tqdm.auto import tqdm
+
+    from fastprobe.store import evict
+    from fastprobe.sweep import StoreLayers, fit_layers
+
+    train, _, template = config._check_params()
+    _extract(ctx, prompts, layers, batch_size, retries, overwrite)
+    params = config.get_params(deep=False)
+
+    def member(layer: int) -> Probe:
+        probe = type(config)(**{**params, "layers": layer})
+        probe.layers_ = [layer]
+        probe.model_fingerprint_ = ctx.fingerprint
+        probe.sweep_result_ = None
+        return probe
+
+    probes: dict[int, Probe] = {}
+    fast = isinstance(template, _RUST) and train != "all" and not config.preprocessing and not config.mass_mean_augment
+    if fast:
+        y_fit = y.astype(np.float64) if config.task == "regression" else y
+        fitted = fit_layers(StoreLayers(ctx.store, prompts, layers, train), y_fit, template, sample_weight=w)
+        for layer, pipe in zip(layers, fitted, strict=True):
+            probe = member(layer)
+            probe.scaler_ = pipe.named_steps["scale"]
+            probe.classifier_ = pipe.named_steps["probe"]
+            probe.classes_ = probe.classifier_.classes_ if config.task == "classification" else None
+            probe.preprocessing_pipeline_ = None
+            probe.mass_mean_direction_ = None
+            probe.n_features_in_ = ctx.loaded.hidden_size
+            probes[layer] = probe
+    else:
+        for layer in tqdm(layers, desc="fitting layers", unit="layer", dynamic_ncols=True):
+            probe = member(layer)
+            X, y_rows, w_rows = _train_rows(ctx, prompts, [layer], train, y, w)
+            probe._fit_matrix(X, y_rows, w_rows, 1, clone(template))
+            probes[layer] = probe
+    evict()
+    return LayerSweepResult(probes)

@@ -1,0 +1,49 @@
+"""Correctness against lmprobe on the real model: per-layer accuracy on the cities data, every layer of SmolLM2."""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastprobe import Probe
+
+DATA = Path(os.environ.get("FASTPROBE_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def cities_split() -> tuple[list[str], list[str], list[str], list[int]]:
+    """The seeded 1,000 / 496 split of cities.csv (the benchmark's): positives, negatives, test prompts, labels."""
+    with (DATA / "cities.csv").open() as f:
+        rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
+    order = np.random.default_rng(0).permutation(len(rows))
+    train, test = [rows[i] for i in order[:1000]], [rows[i] for i in order[1000:]]
+    return (
+        [s for s, y in train if y == 1],
+        [s for s, y in train if y == 0],
+        [s for s, _ in test],
+        [y for _, y in test],
+    )
+
+
+@pytest.mark.skipif(not (DATA / "cities.csv").is_file(), reason="needs ../shared/data/cities.csv")
+def test_every_layer_within_1_5_points_of_lmprobe(
+    smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import lmprobe
+
+    pos, neg, test, labels = cities_split()
+    assert len(pos) + len(neg) == 1000 and len(test) == 496
+    monkeypatch.setenv("LMPROBE_CACHE_DIR", str(tmp_path / "lmprobe"))
+    lmprobe.set_cache_backend(None)
+    model = str(smollm2_path)
+    kwargs = {"layers": "all", "device": "cpu", "random_state": 0, "batch_size": 16}
+    theirs = lmprobe.Probe.sweep_layers(model, pos, neg, **kwargs).score(test, labels)
+    ours = Probe.sweep_layers(model, pos, neg, **kwargs).score(test, labels)
+    assert sorted(ours) == sorted(theirs) == list(range(30))
+    gaps = {layer: abs(ours[layer] - theirs[layer]) for layer in ours}
+    assert max(gaps.values()) <= 0.015, gaps
+    # The signal is real: the best layers are far above the majority class.
+    assert max(ours.values()) >= 0.85
