@@ -538,3 +538,29 @@ def test_remote_extraction_retries_with_backoff_then_gives_up(monkeypatch: pytes
     failures["left"] = 1
     with pytest.raises(ConnectionError):
         Probe(model=tiny_model("llama"), layers=3).fit(TRAIN_POS, TRAIN_NEG)
+
+
+def test_the_cache_keeps_float16_and_stores_batches_beyond_its_range_in_float32(tmp_path: Path) -> None:
+    """float16 (the cache's default) keeps probes on par with float32; a massive activation never becomes inf."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from fastprobe.extraction import extract_pooled, extract_to_store, load_model, model_fingerprint
+    from fastprobe.store import ActivationStore, model_store
+
+    fastprobe.set_cache_backend(tmp_path / "cache")
+    model = tiny_model("llama")
+    Probe(model=model, layers=1).fit(TRAIN_POS, TRAIN_NEG)
+    assert model_store(model_fingerprint(load_model(model))).dtype == "float16"
+    loud = tmp_path / "loud-llama"
+    net = AutoModel.from_pretrained(model)
+    with torch.no_grad():
+        net.embed_tokens.weight.mul_(1e8)
+    net.save_pretrained(loud)
+    AutoTokenizer.from_pretrained(model).save_pretrained(loud)
+    loaded = load_model(loud, device="cpu")
+    store = ActivationStore(tmp_path / "f16", dtype="float16")
+    extract_to_store(loaded, TEST[:8], [0], store, progress=False)
+    exact = extract_pooled(loaded, TEST[:8], [0], progress=False)["last_token"]
+    assert np.abs(exact).max() > 65504
+    np.testing.assert_array_equal(store.read_pooled(TEST[:8], [0]), exact)

@@ -46,4 +46,5 @@ def test_every_layer_within_1_5_points_of_lmprobe(
     gaps = {layer: abs(ours[layer] - theirs[layer]) for layer in ours}
     assert max(gaps.values()) <= 0.015, gaps
     # The signal is real: the best layers are far above the majority class.
-    assert max(ours.values()) >= 0.85
+    majority = max(np.mean(labels), 1 - np.mean(labels))
+    assert max(ours.values()) >= majority + 0.25, (majority, ours)

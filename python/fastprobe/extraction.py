@@ -462,9 +462,8 @@ def extract_to_store(
     if overwrite:
         have[:] = False
     groups: dict[tuple[bool, ...], list[str]] = {}
-    for prompt, row in zip(unique, have, strict=True):
-        if not row.all():
-            groups.setdefault(tuple(row.tolist()), []).append(prompt)
+    for i in np.flatnonzero(~have.all(axis=1)):
+        groups.setdefault(tuple(have[i].tolist()), []).append(unique[i])
     done = 0
     for row_have, missing in groups.items():
         todo = [s for s, present in zip(resolved, row_have, strict=True) if not present]
@@ -494,7 +493,7 @@ def _extract_group(
 
     def write(batch_names: list[str], batch_slabs: list[np.ndarray], batch_counts: list[np.ndarray]) -> None:
         tokens = batch_slabs[0] if len(batch_slabs) == 1 else np.concatenate(batch_slabs, axis=1)
-        store.write(batch_names, tokens, np.concatenate(batch_counts), ids)
+        store.write(batch_names, tokens, np.concatenate(batch_counts), ids, dtype=storage_dtype(store.dtype, tokens))
 
     def wait() -> None:
         while pending:
@@ -523,6 +522,38 @@ def _extract_group(
         finally:
             writer.shutdown(wait=True)
     return len(prompts)
+
+
+#: The largest finite float16 value.
+FLOAT16_MAX = 65504.0
+
+
+def storage_dtype(dtype: str, tokens: np.ndarray) -> str:
+    """Return the dtype to store a batch in: the store's, unless float16 cannot hold it (then float32, exactly).
+
+    A model's residual stream can carry a few "massive" activations beyond float16's range; rounding them to infinity
+    would poison every probe that reads them, so such a batch is stored in float32 instead.
+
+    Parameters
+    ----------
+    dtype : str
+        The store's dtype.
+    tokens : numpy.ndarray
+        The batch's float32 activations.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> storage_dtype("float16", np.array([1.0, -7e4], dtype=np.float32)), storage_dtype("float16", np.ones(2))
+    ('float32', 'float16')
+    """
+    if dtype == "float16" and tokens.size and not float(np.max(np.abs(tokens))) <= FLOAT16_MAX:
+        return "float32"
+    return dtype
 
 
 def _check_prompts(prompts: Sequence[str]) -> None:

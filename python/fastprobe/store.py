@@ -11,7 +11,9 @@ Configuration, each settable in code or by environment variable (the ``LMPROBE_`
 
 - cache root: :func:`set_cache_backend` / ``FASTPROBE_CACHE_DIR``, default ``~/.cache/fastprobe/activations``;
 - byte budget: :func:`set_cache_limit` / ``FASTPROBE_CACHE_MAX_GB`` (unset: unlimited), enforced by :func:`evict`;
-- storage dtype of new stores: :func:`set_cache_dtype` / ``FASTPROBE_CACHE_DTYPE`` (default ``bfloat16``).
+- storage dtype of new stores: :func:`set_cache_dtype` / ``FASTPROBE_CACHE_DTYPE`` (default ``float16``: 11
+  significant bits, so probes on cached activations agree with probes on float32 ones; a batch beyond float16's range
+  is stored in float32).
 """
 
 from __future__ import annotations
@@ -292,7 +294,7 @@ def _cache_dtype() -> str:
     env = _env("CACHE_DTYPE")
     if env and env not in STORAGE_DTYPES:
         raise UnknownOptionError(f"FASTPROBE_CACHE_DTYPE={env!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
-    return env or "bfloat16"
+    return env or "float16"
 
 
 def _cache_limit_bytes() -> int | None:
@@ -324,7 +326,7 @@ def set_cache_backend(backend: str | os.PathLike[str] | None) -> None:
 
 
 def set_cache_dtype(dtype: str | None = None) -> None:
-    """Set the storage dtype of stores created from now on; None goes back to ``FASTPROBE_CACHE_DTYPE`` / bfloat16.
+    """Set the storage dtype of stores created from now on; None goes back to ``FASTPROBE_CACHE_DTYPE`` / float16.
 
     Parameters
     ----------
