@@ -137,3 +137,56 @@ fn compaction_removes_segments_no_commit_ever_used() {
     assert_eq!(store.read_tokens(&p, &[0]).unwrap().0.dim(), (t.nrows(), 8));
     assert!(store.verify().unwrap().is_empty());
 }
+
+/// Layer sweeps read from pool workers, one read per layer, while another thread may write. Reads inside a worker
+/// used to hold the index lock across a parallel loop: the waiting worker stole another layer's read, whose refresh
+/// asked for the write lock on the same thread, and the sweep hung. Many reads from inside a pool, with commits
+/// landing meanwhile, must all finish.
+#[test]
+fn reads_inside_a_thread_pool_never_deadlock_with_concurrent_writes() {
+    use rayon::prelude::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path(), StorageDtype::Float16, "{}").unwrap());
+    let names: Vec<String> = (0..512).map(|i| format!("prompt number {i}")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let sites: Vec<u32> = (0..8).collect();
+    for chunk in refs.chunks(2) {
+        let (p, c, t) = batch(chunk, 64, 1.0);
+        let views: Vec<_> = sites.iter().map(|_| t.view()).collect();
+        store.write(&p, &c, &sites, &views, None).unwrap();
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+        std::thread::spawn(move || {
+            let mut i = 0;
+            while !done.load(Ordering::Relaxed) {
+                let (p, c, t) = batch(&[&format!("extra {i}")], 64, 2.0);
+                store.write(&p, &c, &[100], &[t.view()], None).unwrap();
+                i += 1;
+            }
+        })
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let store = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(2).build().unwrap();
+            pool.install(|| {
+                (0..200u32).into_par_iter().for_each(|k| {
+                    let pooled = store.read_pooled(&names, &[k % 8], Pooling::LastToken).unwrap();
+                    assert_eq!(pooled.nrows(), 512);
+                });
+            });
+            tx.send(()).unwrap();
+        })
+    };
+    let finished = rx.recv_timeout(std::time::Duration::from_secs(120)).is_ok();
+    done.store(true, Ordering::Relaxed);
+    assert!(finished, "reads from inside a thread pool deadlocked");
+    reader.join().unwrap();
+    writer.join().unwrap();
+}

@@ -61,6 +61,29 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     move |source| Error::Io { path: path.to_owned(), source }
 }
 
+/// The generation number in an index log's header, if the header is intact.
+fn log_generation(log: &[u8]) -> Option<u64> {
+    (log.len() >= index::HEADER_LEN && &log[..8] == index::MAGIC).then(|| {
+        let mut g = [0u8; 8];
+        g.copy_from_slice(&log[8..16]);
+        u64::from_le_bytes(g)
+    })
+}
+
+/// Runs `f` on every group: in parallel from outside the thread pool, in order from inside it.
+///
+/// A read holds the index's read lock while it decodes. Inside a pool worker (a layer sweep reading its layer), a
+/// parallel loop would let the waiting worker steal another task, which could ask for the index's write lock on the
+/// same thread and deadlock; decoding in order there keeps each worker's lock scope free of foreign tasks (the
+/// sweep's own layers already keep every thread busy).
+fn for_each_group<G: Sync>(groups: &[G], f: impl Fn(&G) -> Result<()> + Sync + Send) -> Result<()> {
+    if rayon::current_thread_index().is_some() {
+        groups.iter().try_for_each(f)
+    } else {
+        groups.par_iter().try_for_each(f)
+    }
+}
+
 /// Hex form of a key, for messages.
 #[must_use]
 pub fn key_hex(key: &Key) -> String {
@@ -225,13 +248,18 @@ impl Store {
         let Some(log) = self.read_index_file()? else {
             return Ok(());
         };
+        {
+            // Nothing new (the common case): no write lock, so readers never queue behind one another.
+            let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            if state.consumed > 0
+                && log.len() as u64 == state.consumed
+                && log_generation(&log) == Some(state.generation)
+            {
+                return Ok(());
+            }
+        }
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let generation = (log.len() >= index::HEADER_LEN && &log[..8] == index::MAGIC).then(|| {
-            let mut g = [0u8; 8];
-            g.copy_from_slice(&log[8..16]);
-            u64::from_le_bytes(g)
-        });
-        match generation {
+        match log_generation(&log) {
             None => {
                 return Err(Error::Corrupt(format!(
                     "{}: the index header is damaged; run verify() and rebuild the store",
@@ -509,7 +537,7 @@ impl Store {
         let mut out = crate::buffer::zeroed_array(n, l * h);
         let dst = SharedOut(out.as_mut_ptr());
         let groups = Self::group_by_record(&cells);
-        groups.par_iter().try_for_each(|(rid, wanted)| {
+        for_each_group(&groups, |(rid, wanted)| {
             let meta = &state.records[rid];
             self.with_record(meta, &state.prompts, |view| {
                 let rows_of = |decoded: &[f32], offsets: Option<&[usize]>| -> Result<()> {
@@ -581,7 +609,7 @@ impl Store {
         let mut out = crate::buffer::zeroed_array(offsets[n], width);
         let dst = SharedOut(out.as_mut_ptr());
         let groups = Self::group_by_record(&cells);
-        groups.par_iter().try_for_each(|(rid, wanted)| {
+        for_each_group(&groups, |(rid, wanted)| {
             self.with_record(&state.records[rid], &state.prompts, |view| {
                 let planes = view.token_planes()?;
                 let m = view.total_tokens * h;
