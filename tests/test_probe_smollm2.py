@@ -15,11 +15,22 @@ DATA = Path(os.environ.get("FASTPROBE_DATA_DIR", Path(__file__).resolve().parent
 
 
 def cities_split() -> tuple[list[str], list[str], list[str], list[int]]:
-    """The seeded 1,000 / 496 split of cities.csv (the benchmark's): positives, negatives, test prompts, labels."""
-    with (DATA / "cities.csv").open() as f:
-        rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
+    """Positives, negatives, test prompts and labels.
+
+    The seeded 1,000 / 496 split of ../shared/data/cities.csv (the benchmark's) when that file is present; otherwise
+    (a clone away from ../shared) the same kind of split of the 398 built-in city statements, so the test never skips.
+    """
+    if (DATA / "cities.csv").is_file():
+        with (DATA / "cities.csv").open() as f:
+            rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
+    else:
+        from fastprobe.datasets import city_facts
+
+        facts = city_facts(seed=0)
+        rows = list(zip(facts.statements, [int(v) for v in facts.labels], strict=True))
     order = np.random.default_rng(0).permutation(len(rows))
-    train, test = [rows[i] for i in order[:1000]], [rows[i] for i in order[1000:]]
+    n_train = round(len(rows) * 1000 / 1496)
+    train, test = [rows[i] for i in order[:n_train]], [rows[i] for i in order[n_train:]]
     return (
         [s for s, y in train if y == 1],
         [s for s, y in train if y == 0],
@@ -28,14 +39,14 @@ def cities_split() -> tuple[list[str], list[str], list[str], list[int]]:
     )
 
 
-@pytest.mark.skipif(not (DATA / "cities.csv").is_file(), reason="needs ../shared/data/cities.csv")
 def test_every_layer_within_1_5_points_of_lmprobe(
     smollm2_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import lmprobe
 
     pos, neg, test, labels = cities_split()
-    assert len(pos) + len(neg) == 1000 and len(test) == 496
+    # 1.5 points on the 496 cities.csv test statements (7 statements); on the 133 built-in ones, 2 statements.
+    tolerance = 0.015 if len(test) == 496 else 2 / len(test)
     monkeypatch.setenv("LMPROBE_CACHE_DIR", str(tmp_path / "lmprobe"))
     lmprobe.set_cache_backend(None)
     model = str(smollm2_path)
@@ -44,7 +55,7 @@ def test_every_layer_within_1_5_points_of_lmprobe(
     ours = Probe.sweep_layers(model, pos, neg, **kwargs).score(test, labels)
     assert sorted(ours) == sorted(theirs) == list(range(30))
     gaps = {layer: abs(ours[layer] - theirs[layer]) for layer in ours}
-    assert max(gaps.values()) <= 0.015, gaps
+    assert max(gaps.values()) <= tolerance + 1e-9, gaps
     # The signal is real: the best layers are far above the majority class.
     majority = max(np.mean(labels), 1 - np.mean(labels))
     assert max(ours.values()) >= majority + 0.25, (majority, ours)
