@@ -74,17 +74,19 @@ class _Encoder:
             state = value.__getstate__()
             if not isinstance(state, dict):
                 return self._pickle(value, where)
-            kept = {}
+            inner = f"{where}<{cls.__name__}>"
+            kept: dict[str, Any] = {}
             for key, item in state.items():
-                trial = _Encoder()
-                trial.encode(item, "")
-                if key.startswith("_") and trial.pickled:
-                    continue  # a private helper object (say a compiled loss): rebuilt by the estimator when needed
-                kept[key] = item
-            return {
-                "__estimator__": f"{cls.__module__}:{cls.__qualname__}",
-                "state": self.encode(kept, f"{where}<{cls.__name__}>"),
-            }
+                n_arrays, n_pickled = len(self.arrays), len(self.pickled)
+                encoded = self.encode(item, f"{inner}.{key}")
+                if key.startswith("_") and len(self.pickled) > n_pickled:
+                    # A private helper object (say a compiled loss), rebuilt by the estimator when needed: drop it.
+                    for extra in list(self.arrays)[n_arrays:]:
+                        del self.arrays[extra]
+                    del self.pickled[n_pickled:]
+                    continue
+                kept[key] = encoded
+            return {"__estimator__": f"{cls.__module__}:{cls.__qualname__}", "state": {"__dict__": kept}}
         if isinstance(value, type) and value.__module__ == "numpy":
             return {"__numpy_type__": value.__name__}
         return self._pickle(value, where)

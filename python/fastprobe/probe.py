@@ -133,7 +133,7 @@ def _check_prompts(prompts: Any, what: str) -> list[str]:
 def _looks_like_labels(second: Any) -> bool:
     if second is None or isinstance(second, str):
         return False
-    arr = np.asarray(second) if not hasattr(second, "detach") else second.detach().cpu().numpy()
+    arr = _as_array(second)
     return arr.ndim >= 1 and arr.size > 0 and arr.dtype.kind in "biuf"
 
 
