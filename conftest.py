@@ -15,8 +15,9 @@ def _activation_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> pathlib.P
 @pytest.fixture(autouse=True)
 def _private_activation_cache(_activation_cache_dir: pathlib.Path) -> object:
     """Probes cache activations: keep the suite's cache out of the user's (shared by the tests of one session)."""
-    from fastprobe.store import set_cache_backend
+    from fastprobe.store import set_cache_backend, set_cache_tokens
 
     set_cache_backend(_activation_cache_dir)
     yield
     set_cache_backend(None)
+    set_cache_tokens(None)

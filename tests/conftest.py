@@ -28,7 +28,7 @@ def smollm2_path() -> pathlib.Path:
 
 @pytest.fixture
 def exact_cache(tmp_path: pathlib.Path) -> object:
-    """A fresh float32 activation cache, for exact comparisons with float32 activations (the default is bfloat16)."""
+    """A fresh float32 activation cache, for exact comparisons with float32 activations (the default is float16)."""
     from fastprobe.store import set_cache_backend, set_cache_dtype
 
     set_cache_backend(tmp_path / "float32-cache")

@@ -564,3 +564,51 @@ def test_the_cache_keeps_float16_and_stores_batches_beyond_its_range_in_float32(
     exact = extract_pooled(loaded, TEST[:8], [0], progress=False)["last_token"]
     assert np.abs(exact).max() > 65504
     np.testing.assert_array_equal(store.read_pooled(TEST[:8], [0]), exact)
+
+
+def test_the_cache_keeps_pooled_vectors_only_unless_a_pooling_needs_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastprobe.extraction as extraction
+    from fastprobe.extraction import load_model, model_fingerprint
+    from fastprobe.store import model_store
+
+    model = tiny_model("llama")
+    prompts = TRAIN_POS + TRAIN_NEG
+    ran: list[int] = []
+    real = extraction._forward_batches
+
+    def spy(loaded: Any, texts: Any, *args: Any, **kwargs: Any) -> Any:
+        ran.append(len(texts))
+        return real(loaded, texts, *args, **kwargs)
+
+    monkeypatch.setattr(extraction, "_forward_batches", spy)
+    fastprobe.set_cache_backend(tmp_path / "auto")
+    last = Probe(model=model, layers=[1, 2], random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+    store = model_store(model_fingerprint(load_model(model)))
+    assert store.contains(prompts, [1, 2]).all() and not store.contains(prompts, [1, 2], tokens=True).any()
+    pooled_bytes = store.stats()["live_bytes"]
+    # The other stored poolings read the same records: no forward pass.
+    mean = Probe(model=model, layers=[1, 2], pooling="mean", random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+    assert ran == [len(prompts)]
+    # Max pooling needs every token: the prompts run once more, and their full records supersede the pooled ones.
+    scored = Probe(model=model, layers=[1, 2], train_pooling="last_token", inference_pooling="max", random_state=0)
+    scored.fit(TRAIN_POS, TRAIN_NEG)
+    assert ran == [len(prompts)] * 2 and store.contains(prompts, [1, 2], tokens=True).all()
+    store.compact()
+    assert store.stats()["live_bytes"] > pooled_bytes
+
+    # With every token kept from the start, the pooled vectors, and so the probes, are the same.
+    fastprobe.set_cache_tokens("always")
+    fastprobe.set_cache_backend(tmp_path / "always")
+    for pooling, auto in (("last_token", last), ("mean", mean)):
+        kept = Probe(model=model, layers=[1, 2], pooling=pooling, random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+        np.testing.assert_array_equal(kept.classifier_.coef_, auto.classifier_.coef_)
+        np.testing.assert_array_equal(kept.predict_proba(TEST), auto.predict_proba(TEST))
+    assert model_store(model_fingerprint(load_model(model))).contains(prompts, [1, 2], tokens=True).all()
+    with pytest.raises(UnknownOptionError, match="unknown cache tokens mode 'never'; expected one of: auto, always"):
+        fastprobe.set_cache_tokens("never")
+    fastprobe.set_cache_tokens(None)
+    monkeypatch.setenv("FASTPROBE_CACHE_TOKENS", "some")
+    with pytest.raises(UnknownOptionError, match="FASTPROBE_CACHE_TOKENS='some'; expected one of: auto, always"):
+        Probe(model=model, layers=[1], random_state=0).fit(TRAIN_POS, TRAIN_NEG)

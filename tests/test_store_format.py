@@ -34,8 +34,8 @@ def unshuffle(raw: bytes, m: int, code: int) -> np.ndarray:
 
 def parse_record(b: bytes) -> dict:
     assert b[0:4] == b"FPRC"
-    version, dtype, codec, site, n, hidden, _res, total = struct.unpack_from("<HBBIIIIQ", b, 4)
-    assert (version, codec) == (1, 1)
+    version, dtype, codec, site, n, hidden, flags, total = struct.unpack_from("<HBBIIIIQ", b, 4)
+    assert (version, codec) == (1, 1) and flags in (0, 1)
     frame_len = struct.unpack_from("<4Q", b, 32)
     frame_crc = struct.unpack_from("<4I", b, 64)
     (meta_crc,) = struct.unpack_from("<I", b, 80)
@@ -64,6 +64,9 @@ def parse_record(b: bytes) -> dict:
 
     pooled_p = [pooled_planes(i) for i in range(3)]
     pooled = [unshuffle(p.tobytes(), m, dtype).reshape(n, hidden) for p in pooled_p]
+    if flags == 1:  # pooled only: no token frame
+        assert frame_len[3] == 0
+        return {"site": site, "keys": keys, "counts": counts, "pooled": pooled, "tokens": None}
     prefix = b"".join(pooled_p[f][p].tobytes() for p in range(k) for f in range(3))
     prefix_dict = zstandard.ZstdCompressionDict(prefix, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
     raw = zstandard.ZstdDecompressor(dict_data=prefix_dict).decompress(frames[3], max_output_size=total * hidden * k)
@@ -74,10 +77,11 @@ def parse_record(b: bytes) -> dict:
 def read_store(path: pathlib.Path) -> dict[tuple[str, int], dict[str, np.ndarray]]:
     """(prompt, site) -> {"tokens", "last_token", "mean", "first_token"} for every current row."""
     desc = json.loads((path / "store.json").read_text())
-    assert desc["format"] == "fastprobe-store" and desc["version"] == 1
+    assert desc["format"] == "fastprobe-store" and desc["version"] == 2
     log = (path / "index.fpi").read_bytes()
     assert log[:8] == b"FPIDX001"
     records: dict[int, tuple] = {}
+    records_kind: dict[int, int] = {}
     current: dict[tuple[bytes, int], tuple[int, int]] = {}
     texts: dict[bytes, str] = {}
     at = 16
@@ -92,7 +96,7 @@ def read_store(path: pathlib.Path) -> dict[tuple[str, int], dict[str, np.ndarray
         for _ in range(n_ops):
             kind = body[p]
             p += 1
-            if kind == 1:
+            if kind in (1, 6):
                 rid, seg, off, length, site, _hidden, _dtype, _total, n = struct.unpack_from("<QIQQIIBQI", body, p)
                 p += struct.calcsize("<QIQQIIBQI")
                 keys = []
@@ -100,6 +104,7 @@ def read_store(path: pathlib.Path) -> dict[tuple[str, int], dict[str, np.ndarray
                     keys.append(body[p : p + 32])
                     p += 36
                 records[rid] = (seg, off, length, site, keys)
+                assert (kind == 6) == (records_kind.setdefault(rid, kind) == 6)
                 for row, key in enumerate(keys):
                     current[(key, site)] = (rid, row)
             elif kind == 2:
@@ -134,7 +139,7 @@ def read_store(path: pathlib.Path) -> dict[tuple[str, int], dict[str, np.ndarray
         prompt = texts[key]
         assert hashlib.sha256(prompt.encode()).digest() == key
         out[(prompt, site)] = {
-            "tokens": rec["tokens"][start : start + rec["counts"][row]],
+            "tokens": None if rec["tokens"] is None else rec["tokens"][start : start + rec["counts"][row]],
             "last_token": rec["pooled"][0][row],
             "mean": rec["pooled"][1][row],
             "first_token": rec["pooled"][2][row],
@@ -156,18 +161,33 @@ def test_independent_reader_agrees_with_the_store(tmp_path: pathlib.Path, dtype:
     # Overwrite one prompt at site 10 and evict/compact nothing: the reader must see the newest row.
     prompts, counts, tokens = batches[0]
     store.write(prompts[:1], tokens[:, : counts[0]] + 1, counts[:1], sites=[3, 10])
+    # Pooled-only records: new prompts, and one prompt of batch 1 superseded at site 10 without its tokens.
+    pooled_only = [f"pooled only {i}" for i in range(3)] + [batches[1][0][0]]
+    extra = rng.integers(1, 9, size=4)
+    extra[3] = batches[1][1][0]
+    pooled_tokens = rng.standard_normal((1, extra.sum(), 24)).astype(np.float32)
+    store.write(pooled_only, pooled_tokens, extra, [10], keep_tokens=False)
     store.compact()
 
     ours = read_store(tmp_path / "s")
     assert len(ours) == len(
-        {(p, s) for b, (ps, _, _) in enumerate(batches) for p in ps for s in (b, 10)} | {(prompts[0], 3)}
+        {(p, s) for b, (ps, _, _) in enumerate(batches) for p in ps for s in (b, 10)}
+        | {(prompts[0], 3)}
+        | {(p, 10) for p in pooled_only}
     )
     for (prompt, site), got in ours.items():
-        values, _offsets = store.read_tokens([prompt], [site])
-        np.testing.assert_array_equal(got["tokens"], values)
+        if (prompt, site) in {(p, 10) for p in pooled_only}:
+            assert got["tokens"] is None
+        else:
+            values, _offsets = store.read_tokens([prompt], [site])
+            np.testing.assert_array_equal(got["tokens"], values)
         for pooling in ("last_token", "mean", "first_token"):
             np.testing.assert_array_equal(got[pooling], store.read_pooled([prompt], [site], pooling)[0])
     if dtype == "float32":  # bit-exact against what was written
+        ends = np.cumsum(extra)
+        for i, prompt in enumerate(pooled_only):
+            np.testing.assert_array_equal(ours[(prompt, 10)]["last_token"], pooled_tokens[0, ends[i] - 1])
+            np.testing.assert_array_equal(ours[(prompt, 10)]["first_token"], pooled_tokens[0, ends[i] - extra[i]])
         np.testing.assert_array_equal(
             ours[(batches[1][0][2], 10)]["tokens"],
             batches[1][2][1][np.sum(batches[1][1][:2]) : np.sum(batches[1][1][:3])],

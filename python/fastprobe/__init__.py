@@ -28,6 +28,7 @@ from fastprobe.store import (
     set_cache_backend,
     set_cache_dtype,
     set_cache_limit,
+    set_cache_tokens,
 )
 
 __version__: str = _core.__version__
@@ -56,4 +57,5 @@ __all__ = [
     "set_cache_backend",
     "set_cache_dtype",
     "set_cache_limit",
+    "set_cache_tokens",
 ]

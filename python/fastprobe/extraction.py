@@ -421,6 +421,7 @@ def extract_to_store(
     progress: bool = True,
     record_prompts: int = 64,
     overwrite: bool = False,
+    keep_tokens: bool = True,
 ) -> int:
     """Run the model over the prompts not yet in ``store`` and write every token of ``sites`` into it.
 
@@ -448,6 +449,10 @@ def extract_to_store(
         length, in text order, so prompts sharing a prefix land in one record and compress together.
     overwrite : bool, default=False
         Run every prompt again and replace what is stored (new records supersede the old ones atomically).
+    keep_tokens : bool, default=True
+        Store every token beside the pooled vectors. False stores the pooled vectors only (last token, mean, first
+        token; see :meth:`ActivationStore.write`), and a prompt stored in either form counts as present. With True,
+        a prompt stored pooled-only counts as missing and is run again, its new record superseding the old.
 
     Returns
     -------
@@ -458,7 +463,7 @@ def extract_to_store(
     body = anatomy(loaded.model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
-    have = np.stack([store.contains(unique, [s.store_id]) for s in resolved], axis=1)
+    have = np.stack([store.contains(unique, [s.store_id], tokens=keep_tokens) for s in resolved], axis=1)
     if overwrite:
         have[:] = False
     groups: dict[tuple[bool, ...], list[str]] = {}
@@ -467,7 +472,7 @@ def extract_to_store(
     done = 0
     for row_have, missing in groups.items():
         todo = [s for s, present in zip(resolved, row_have, strict=True) if not present]
-        done += _extract_group(loaded, missing, todo, store, batch_size, progress, record_prompts)
+        done += _extract_group(loaded, missing, todo, store, batch_size, progress, record_prompts, keep_tokens)
     return done
 
 
@@ -479,6 +484,7 @@ def _extract_group(
     batch_size: int,
     progress: bool,
     record_prompts: int,
+    keep_tokens: bool,
 ) -> int:
     import torch
 
@@ -493,7 +499,8 @@ def _extract_group(
 
     def write(batch_names: list[str], batch_slabs: list[np.ndarray], batch_counts: list[np.ndarray]) -> None:
         tokens = batch_slabs[0] if len(batch_slabs) == 1 else np.concatenate(batch_slabs, axis=1)
-        store.write(batch_names, tokens, np.concatenate(batch_counts), ids, dtype=storage_dtype(store.dtype, tokens))
+        dtype = storage_dtype(store.dtype, tokens)
+        store.write(batch_names, tokens, np.concatenate(batch_counts), ids, dtype=dtype, keep_tokens=keep_tokens)
 
     def wait() -> None:
         while pending:

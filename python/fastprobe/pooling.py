@@ -221,6 +221,11 @@ class PoolingSpec(NamedTuple):
     base: str
     stage: str
 
+    @property
+    def needs_tokens(self) -> bool:
+        """Whether the pooling reads every token (the store's pooled vectors hold last token, mean, first token)."""
+        return self.stage != "activation" or self.base not in ("last_token", "mean", "first_token")
+
 
 def _valid_poolings() -> str:
     names = [*DEFAULT_STAGE, "all"]

@@ -92,15 +92,30 @@ def _extract(
     layers: Sequence[int],
     batch_size: int,
     retries: int,
+    tokens: bool,
     overwrite: bool = False,
 ) -> None:
-    """Put the prompts' activations at ``layers`` into the store (a no-op for what is there), retrying remote runs."""
-    from fastprobe.extraction import extract_to_store
+    """Put the prompts' activations at ``layers`` into the store (a no-op for what is there), retrying remote runs.
 
+    ``tokens``: whether the caller's poolings read every token; otherwise the cache stores pooled vectors only,
+    unless :func:`~fastprobe.store.set_cache_tokens` asks for every token always.
+    """
+    from fastprobe.extraction import extract_to_store
+    from fastprobe.store import cache_keeps_tokens
+
+    keep = cache_keeps_tokens(tokens)
     attempt = 0
     while True:
         try:
-            extract_to_store(ctx.loaded, prompts, list(layers), ctx.store, batch_size=batch_size, overwrite=overwrite)
+            extract_to_store(
+                ctx.loaded,
+                prompts,
+                list(layers),
+                ctx.store,
+                batch_size=batch_size,
+                overwrite=overwrite,
+                keep_tokens=keep,
+            )
             return
         except FastprobeError:
             raise
@@ -118,6 +133,11 @@ def _extract(
 
 
 # ---------------------------------------------------------------------------------------------- inputs
+
+
+def _needs_tokens(train: str, inference: PoolingSpec) -> bool:
+    """Whether training or inference with these poolings reads tokens, not just the stored pooled vectors."""
+    return train not in ("last_token", "mean", "first_token") or inference.needs_tokens
 
 
 def _check_prompts(prompts: Any, what: str) -> list[str]:
@@ -540,7 +560,7 @@ class Probe(BaseEstimator):
         """
         from fastprobe.store import evict
 
-        train, _, template = self._check_params()
+        train, spec, template = self._check_params()
         prompts, y, w = self._training_data(positive_prompts, negative_prompts, sample_weight)
         ctx = self._ctx(remote)
         bs = batch_size or self.batch_size
@@ -552,7 +572,9 @@ class Probe(BaseEstimator):
             return self
         self.sweep_result_ = None
         self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
-        _extract(ctx, prompts, self.layers_, bs, self._retries(max_retries), invalidate_cache)
+        _extract(
+            ctx, prompts, self.layers_, bs, self._retries(max_retries), _needs_tokens(train, spec), invalidate_cache
+        )
         X, y_rows, w_rows = _train_rows(ctx, prompts, self.layers_, train, y, w)
         self._fit_matrix(X, y_rows, w_rows, len(self.layers_), template)
         self.model_fingerprint_ = ctx.fingerprint
@@ -610,12 +632,12 @@ class Probe(BaseEstimator):
         remote, max_retries, batch_size
             Overrides for this call.
         """
-        self._check_params()
+        train, spec, _ = self._check_params()
         ctx = self._ctx(remote)
         layers = resolve_layers(self.layers, ctx.loaded.n_layers)
-        _extract(
-            ctx, _check_prompts(prompts, "prompts"), layers, batch_size or self.batch_size, self._retries(max_retries)
-        )
+        prompts = _check_prompts(prompts, "prompts")
+        bs = batch_size or self.batch_size
+        _extract(ctx, prompts, layers, bs, self._retries(max_retries), _needs_tokens(train, spec))
 
     def _adopt(self, other: Probe) -> None:
         for name in _FITTED:
@@ -650,7 +672,7 @@ class Probe(BaseEstimator):
         self._check_model(ctx)
         if not self.layers_:
             self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
-        _extract(ctx, prompts, self.layers_, batch_size or self.batch_size, self._retries())
+        _extract(ctx, prompts, self.layers_, batch_size or self.batch_size, self._retries(), spec.needs_tokens)
         if spec.stage == "activation":
             return spec, ctx.store.read_pooled(prompts, self.layers_, spec.base), None
         values, offsets = ctx.store.read_tokens(prompts, self.layers_)
@@ -1120,8 +1142,10 @@ class LayerSweepResult:
     def _warm(self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None) -> None:
         """Extract every swept layer for the prompts in one pass."""
         first = self.probes[self.layers[0]]
+        _, spec, _ = first._check_params()
         ctx = first._ctx(remote)
-        _extract(ctx, _check_prompts(prompts, "prompts"), self.layers, batch_size or first.batch_size, first._retries())
+        prompts = _check_prompts(prompts, "prompts")
+        _extract(ctx, prompts, self.layers, batch_size or first.batch_size, first._retries(), spec.needs_tokens)
 
     def score(self, prompts: Sequence[str], labels: Any) -> dict[int, float]:
         """Accuracy (R^2 for regression) of every layer's probe."""
@@ -1162,8 +1186,8 @@ def _sweep(
     from fastprobe.store import evict
     from fastprobe.sweep import StoreLayers, fit_layers
 
-    train, _, template = config._check_params()
-    _extract(ctx, prompts, layers, batch_size, retries, overwrite)
+    train, spec, template = config._check_params()
+    _extract(ctx, prompts, layers, batch_size, retries, _needs_tokens(train, spec), overwrite)
     params = config.get_params(deep=False)
 
     def member(layer: int) -> Probe:

@@ -4,7 +4,7 @@
 ``docs/store-format.md``). The cache is a root directory holding one store per fingerprint; the module-level
 functions (:func:`cache_info`, :func:`set_cache_dtype`, :func:`set_cache_limit`, :func:`set_cache_backend`,
 :func:`evict`, :func:`clear_cache`, :func:`list_cached_prompts`, :func:`discover_cached`) have lmprobe's names and
-meaning.
+meaning; :func:`set_cache_tokens` is fastprobe's own.
 
 Configuration, each settable in code or by environment variable (the ``LMPROBE_`` name is read when the
 ``FASTPROBE_`` one is unset):
@@ -14,6 +14,10 @@ Configuration, each settable in code or by environment variable (the ``LMPROBE_`
 - storage dtype of new stores: :func:`set_cache_dtype` / ``FASTPROBE_CACHE_DTYPE`` (default ``float16``: 11
   significant bits, so probes on cached activations agree with probes on float32 ones; a batch beyond float16's range
   is stored in float32).
+- what a probe caches: :func:`set_cache_tokens` / ``FASTPROBE_CACHE_TOKENS``. ``"auto"`` (the default) keeps the
+  tokens only when the probe's pooling needs them (max, min, a score-stage pooling, ``"all"``) and otherwise writes
+  pooled-only records (last token, mean and first token; about a third of the bytes); a later probe that needs the
+  tokens runs those prompts again. ``"always"`` keeps every token.
 """
 
 from __future__ import annotations
@@ -53,6 +57,7 @@ __all__ = [
     "set_cache_backend",
     "set_cache_dtype",
     "set_cache_limit",
+    "set_cache_tokens",
 ]
 
 #: Storage dtypes a store accepts.
@@ -120,6 +125,7 @@ class ActivationStore:
         *,
         dtype: str | None = None,
         n_threads: int | None = None,
+        keep_tokens: bool = True,
     ) -> None:
         """Store a batch of prompts at several sites, atomically.
 
@@ -138,6 +144,11 @@ class ActivationStore:
             Storage dtype for this batch; defaults to the store's.
         n_threads : int, optional
             Threads used to compress.
+        keep_tokens : bool, default=True
+            Store the tokens beside the pooled vectors. False writes pooled-only records: the last-token, mean and
+            first-token vectors (and the token counts) without the tokens, a fraction of the bytes. They serve
+            :meth:`read_pooled` with those three poolings; :meth:`read_tokens`, ``"max"`` and ``"min"`` need the
+            prompt written again with its tokens, which supersedes them.
 
         Raises
         ------
@@ -150,7 +161,7 @@ class ActivationStore:
         c = to_numpy(counts, dtype=np.int64, name="counts", ndim=1)
         if t.shape[0] != len(sites):
             raise ShapeMismatchError(f"tokens: expected one slab per site ({len(sites)}), got shape {t.shape}")
-        self._inner.write(list(prompts), c, store_ids(sites), t, dtype, n_threads)
+        self._inner.write(list(prompts), c, store_ids(sites), t, dtype, n_threads, bool(keep_tokens))
 
     def write_padded(
         self,
@@ -160,6 +171,7 @@ class ActivationStore:
         sites: Sequence[SiteSpec],
         *,
         dtype: str | None = None,
+        keep_tokens: bool = True,
     ) -> None:
         """Store a padded batch: the padding is dropped using the mask (either padding side).
 
@@ -175,10 +187,12 @@ class ActivationStore:
             The site of each entry of ``hidden`` (layers or site names).
         dtype : str, optional
             Storage dtype for this batch.
+        keep_tokens : bool, default=True
+            As in :meth:`write`.
         """
         mask = to_numpy(attention_mask, dtype=np.bool_, name="attention_mask", ndim=2)
         slabs = [to_numpy(h, dtype=np.float32, name="hidden", ndim=3)[mask] for h in hidden]
-        self.write(prompts, np.stack(slabs), mask.sum(axis=1), sites, dtype=dtype)
+        self.write(prompts, np.stack(slabs), mask.sum(axis=1), sites, dtype=dtype, keep_tokens=keep_tokens)
 
     def read_pooled(
         self,
@@ -196,7 +210,8 @@ class ActivationStore:
         sites : sequence of int or str
             Layers or site names, concatenated along features in the order given.
         pooling : {"last_token", "first_token", "mean", "max", "min"}, default="last_token"
-            The first three are read from the stored pooled vectors; max and min are computed from the tokens.
+            The first three are read from the stored pooled vectors; max and min are computed from the tokens, so
+            they need prompts stored with their tokens.
         n_threads : int, optional
             Threads used to decompress.
 
@@ -207,7 +222,7 @@ class ActivationStore:
         Raises
         ------
         MissingActivationsError
-            If a prompt is not stored at a site.
+            If a prompt is not stored at a site (or, for max and min, is stored without its tokens).
         CorruptStoreError
             If a record fails its checks; the message names the segment file, record and prompt.
         """
@@ -230,13 +245,21 @@ class ActivationStore:
         values : numpy.ndarray of shape (n_tokens, n_sites * hidden), float32
         offsets : numpy.ndarray of shape (n_prompts + 1,), int64
             Prompt ``i`` owns ``values[offsets[i]:offsets[i + 1]]``.
+
+        Raises
+        ------
+        MissingActivationsError
+            If a prompt is not stored at a site, or is stored there as pooled vectors only.
         """
         values, offsets = self._inner.read_tokens(list(prompts), store_ids(sites), n_threads)
         return np.asarray(values), np.asarray(offsets)
 
-    def contains(self, prompts: Sequence[str], sites: Sequence[SiteSpec]) -> np.ndarray:
-        """Whether each prompt is stored at every one of ``sites`` (a bool array)."""
-        return np.asarray(self._inner.contains(list(prompts), store_ids(sites)), dtype=bool)
+    def contains(self, prompts: Sequence[str], sites: Sequence[SiteSpec], *, tokens: bool = False) -> np.ndarray:
+        """Whether each prompt is stored at every one of ``sites`` (a bool array).
+
+        With ``tokens=True``, stored with its tokens: pooled-only records do not count.
+        """
+        return np.asarray(self._inner.contains(list(prompts), store_ids(sites), bool(tokens)), dtype=bool)
 
     def prompts(self) -> list[tuple[str, list[int], int]]:
         """Every stored prompt with its sites and token count, sorted by prompt."""
@@ -265,7 +288,9 @@ class ActivationStore:
 
 _LOCK = threading.RLock()
 _UNSET: Any = object()
-_settings: dict[str, Any] = {"dir": _UNSET, "limit": _UNSET, "dtype": _UNSET}
+_settings: dict[str, Any] = {"dir": _UNSET, "limit": _UNSET, "dtype": _UNSET, "tokens": _UNSET}
+#: Values of :func:`set_cache_tokens`.
+CACHE_TOKENS_MODES = ("auto", "always")
 _stores: dict[tuple[str, str], ActivationStore] = {}
 
 
@@ -295,6 +320,19 @@ def _cache_dtype() -> str:
     if env and env not in STORAGE_DTYPES:
         raise UnknownOptionError(f"FASTPROBE_CACHE_DTYPE={env!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
     return env or "float16"
+
+
+def cache_keeps_tokens(needed: bool) -> bool:
+    """Return whether the cache should keep tokens for a probe whose poolings need them (``needed``) or not."""
+    with _LOCK:
+        mode = _settings["tokens"]
+    if mode is _UNSET or mode is None:
+        mode = _env("CACHE_TOKENS") or "auto"
+        if mode not in CACHE_TOKENS_MODES:
+            raise UnknownOptionError(
+                f"FASTPROBE_CACHE_TOKENS={mode!r}; expected one of: {', '.join(CACHE_TOKENS_MODES)}"
+            )
+    return needed or mode == "always"
 
 
 def _cache_limit_bytes() -> int | None:
@@ -336,6 +374,25 @@ def set_cache_dtype(dtype: str | None = None) -> None:
         raise UnknownOptionError(f"unknown cache dtype {dtype!r}; expected one of: {', '.join(STORAGE_DTYPES)}")
     with _LOCK:
         _settings["dtype"] = dtype
+
+
+def set_cache_tokens(mode: str | None = None) -> None:
+    """Choose what probes cache; None goes back to ``FASTPROBE_CACHE_TOKENS`` / ``"auto"``.
+
+    Parameters
+    ----------
+    mode : {"auto", "always"} or None
+        ``"auto"``: keep every token only when the probe's pooling needs them (``max``, ``min``, a ``score:``
+        pooling, ``"all"``), else store the pooled vectors alone (last token, mean, first token), about a third of
+        the bytes. A later probe that needs the tokens of prompts cached pooled-only runs them again, once.
+        ``"always"``: keep every token, so that any pooling can be tried later without running the model.
+    """
+    if mode is not None and mode not in CACHE_TOKENS_MODES:
+        raise UnknownOptionError(
+            f"unknown cache tokens mode {mode!r}; expected one of: {', '.join(CACHE_TOKENS_MODES)}"
+        )
+    with _LOCK:
+        _settings["tokens"] = mode
 
 
 def set_cache_limit(gb: float | None = None) -> None:

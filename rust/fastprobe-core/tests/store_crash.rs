@@ -43,7 +43,7 @@ fn crash_child_writer() {
     for batch in start.. {
         let t: Vec<Array2<f32>> = SITES.iter().map(|&s| tokens(batch, s)).collect();
         let views: Vec<_> = t.iter().map(|a| a.view()).collect();
-        store.write(&prompts(batch), &counts(batch), &SITES, &views, None).unwrap();
+        store.write(&prompts(batch), &counts(batch), &SITES, &views, None, true).unwrap();
         println!("committed {batch}");
     }
 }
@@ -96,7 +96,7 @@ fn sigkill_at_random_points_loses_nothing_committed() {
         }
         for &b in &present {
             let p = prompts(b);
-            assert!(store.contains(&p, &SITES).unwrap().iter().all(|&x| x), "batch {b} is partly present");
+            assert!(store.contains(&p, &SITES, false).unwrap().iter().all(|&x| x), "batch {b} is partly present");
             let (values, offsets) = store.read_tokens(&p, &[SITES[1]]).unwrap();
             assert_eq!(values, tokens(b, SITES[1]), "batch {b} does not read back bit-exactly");
             let last = store.read_pooled(&p, &[SITES[2]], Pooling::LastToken).unwrap();

@@ -61,8 +61,9 @@ impl PyStore {
     }
 
     /// Write one batch atomically: `tokens` is (`n_sites`, sum(counts), hidden) float32, the unpadded tokens of the
-    /// prompts one after another; `counts[i]` is prompt i's token count. Pooled vectors are computed and stored too.
-    #[pyo3(signature = (prompts, counts, sites, tokens, dtype=None, n_threads=None))]
+    /// prompts one after another; `counts[i]` is prompt i's token count. Pooled vectors are computed and stored too;
+    /// with `keep_tokens=False` only they are (pooled-only records).
+    #[pyo3(signature = (prompts, counts, sites, tokens, dtype=None, n_threads=None, keep_tokens=true))]
     #[allow(clippy::too_many_arguments)] // mirrors the Python signature
     fn write(
         &self,
@@ -73,6 +74,7 @@ impl PyStore {
         tokens: PyReadonlyArray3<'_, f32>,
         dtype: Option<&str>,
         n_threads: Option<usize>,
+        keep_tokens: bool,
     ) -> PyResult<()> {
         let dtype = self::dtype(py, dtype)?;
         convert::require_contiguous(py, "tokens", &tokens)?;
@@ -92,7 +94,7 @@ impl PyStore {
         let store = Arc::clone(&self.inner);
         run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
             let views: Vec<_> = t.axis_iter(Axis(0)).collect();
-            store.write(&prompts, &counts, &sites, &views, dtype)
+            store.write(&prompts, &counts, &sites, &views, dtype, keep_tokens)
         })
     }
 
@@ -129,10 +131,11 @@ impl PyStore {
         Ok((values.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
-    /// For each prompt, whether it is stored at every one of `sites`.
-    fn contains(&self, py: Python<'_>, prompts: Vec<String>, sites: Vec<u32>) -> PyResult<Vec<bool>> {
+    /// For each prompt, whether it is stored at every one of `sites` (with its tokens, when `tokens` is true).
+    #[pyo3(signature = (prompts, sites, tokens=false))]
+    fn contains(&self, py: Python<'_>, prompts: Vec<String>, sites: Vec<u32>, tokens: bool) -> PyResult<Vec<bool>> {
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites))
+        run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites, tokens))
     }
 
     /// Every stored prompt, sorted by prompt text: a list of (prompt, [site, ...], token count).

@@ -13,6 +13,7 @@
 //!   op 3 PROMPT  32-byte key, u32 byte length, UTF-8 text
 //!   op 4 MOVE    u64 record, u32 segment, u64 offset
 //!   op 5 SEGMENT u32 segment, u64 committed end (0: the segment number is used up, the file is gone)
+//!   op 6 PUT     as op 1, for a pooled-only record (store format version 2)
 //! ```
 //!
 //! A transaction is visible only once its whole body is on disk with a matching checksum, which makes a batch of
@@ -57,6 +58,8 @@ pub struct RecordMeta {
     pub keys: Vec<Key>,
     /// Token counts, in row order.
     pub counts: Vec<u32>,
+    /// Whether the record keeps its tokens (false: a pooled-only record, written by op kind 6).
+    pub tokens: bool,
     /// Rows still reachable through the key map (a newer write of the same prompt and site hides a row).
     pub live_rows: u32,
 }
@@ -154,7 +157,7 @@ fn parse_ops(body: &[u8]) -> Option<(u64, Vec<Op>)> {
     let mut ops = Vec::new();
     for _ in 0..n_ops {
         let op = match r.u8()? {
-            1 => {
+            kind @ (1 | 6) => {
                 let id = r.u64()?;
                 let segment = r.u32()?;
                 let offset = r.u64()?;
@@ -185,6 +188,7 @@ fn parse_ops(body: &[u8]) -> Option<(u64, Vec<Op>)> {
                     total_tokens,
                     keys,
                     counts,
+                    tokens: kind == 1,
                     live_rows,
                 })
             }
@@ -212,7 +216,7 @@ pub fn encode_tx(seq: u64, ops: &[Op]) -> Vec<u8> {
     for op in ops {
         match op {
             Op::Put(m) => {
-                body.push(1);
+                body.push(if m.tokens { 1 } else { 6 });
                 body.extend_from_slice(&m.id.to_le_bytes());
                 body.extend_from_slice(&m.segment.to_le_bytes());
                 body.extend_from_slice(&m.offset.to_le_bytes());
@@ -419,6 +423,7 @@ mod tests {
             total_tokens: prompts.len() as u64,
             keys: prompts.iter().map(|p| key_of(p)).collect(),
             counts: vec![1; prompts.len()],
+            tokens: id.is_multiple_of(2),
             live_rows: prompts.len() as u32,
         })
     }
@@ -443,6 +448,7 @@ mod tests {
         assert_eq!(s.by_key.get(&(key_of("b"), 3)), Some(&(1, 0)));
         assert_eq!(s.by_key.get(&(key_of("a"), 3)), None);
         assert_eq!(s.records.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert!(!s.records[&1].tokens, "record 1 was written as pooled-only (op 6)");
         assert_eq!(s.prompts[&key_of("a")], "a");
         assert_eq!(s.next_id, 2);
         assert!(s.damage.is_empty());

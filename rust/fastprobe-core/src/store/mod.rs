@@ -47,8 +47,9 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"FPSEG001";
 pub const SEGMENT_HEADER_LEN: u64 = 16;
 /// A segment stops taking new records once it reaches this size.
 pub const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
-/// The format version written to `store.json`.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version written to `store.json`. Version 2 added pooled-only records; a version 1 store is a
+/// version 2 store without them, read as is and upgraded (its `store.json` rewritten) by the first pooled-only write.
+pub const FORMAT_VERSION: u32 = 2;
 /// Name of the access-time file: one little-endian u64 (nanoseconds since the Unix epoch) per record id, written
 /// by readers and writers alike; eviction drops the records with the oldest stamps first.
 pub const ACCESS_FILE: &str = "access.bin";
@@ -185,9 +186,9 @@ impl Store {
             return Err(Error::Corrupt(format!("{} does not describe a fastprobe store", desc_path.display())));
         }
         let version = desc.get("version").and_then(serde_json::Value::as_u64).unwrap_or(0);
-        if version != u64::from(FORMAT_VERSION) {
+        if !(1..=u64::from(FORMAT_VERSION)).contains(&version) {
             return Err(Error::Corrupt(format!(
-                "{}: store format version {version}, this build reads version {FORMAT_VERSION}",
+                "{}: store format version {version}, this build reads versions 1 to {FORMAT_VERSION}",
                 desc_path.display()
             )));
         }
@@ -222,6 +223,19 @@ impl Store {
     pub fn description(&self) -> Result<String> {
         let p = self.dir.join(STORE_FILE);
         fs::read_to_string(&p).map_err(io_err(&p))
+    }
+
+    /// Rewrites a version 1 `store.json` as version 2 (call with the writer lock held), so that builds that predate
+    /// pooled-only records refuse the store instead of skipping their index entries as damage.
+    fn upgrade_description(&self) -> Result<()> {
+        let path = self.dir.join(STORE_FILE);
+        let mut desc: serde_json::Value = serde_json::from_slice(&fs::read(&path).map_err(io_err(&path))?)
+            .map_err(|e| Error::Corrupt(format!("{}: not valid JSON: {e}", path.display())))?;
+        if desc.get("version").and_then(serde_json::Value::as_u64) == Some(u64::from(FORMAT_VERSION)) {
+            return Ok(());
+        }
+        desc["version"] = serde_json::json!(FORMAT_VERSION);
+        write_atomic(&path, serde_json::to_string_pretty(&desc).unwrap_or_default().as_bytes())
     }
 
     fn lock_dir(dir: &Path) -> Result<File> {
@@ -345,7 +359,9 @@ impl Store {
     /// Writes the activations of a batch of prompts at several sites, atomically.
     ///
     /// `tokens[j]` holds site `sites[j]`'s activations: `(sum of counts, hidden)` rows, prompt after prompt, without
-    /// padding. The pooled vectors (last token, mean, first token) are computed from them and stored beside them.
+    /// padding. The pooled vectors (last token, mean, first token) are computed from them and stored beside them;
+    /// with `keep_tokens` false only the pooled vectors are stored (pooled-only records, a fraction of the bytes,
+    /// which serve last-token, mean and first-token reads and nothing else).
     ///
     /// # Errors
     /// [`Error::InvalidInput`] / [`Error::Shape`] on inconsistent input, [`Error::Io`] when the disk fails (the
@@ -357,6 +373,7 @@ impl Store {
         sites: &[u32],
         tokens: &[ArrayView2<'_, f32>],
         dtype: Option<StorageDtype>,
+        keep_tokens: bool,
     ) -> Result<()> {
         let dtype = dtype.unwrap_or(self.dtype);
         if prompts.is_empty() {
@@ -378,10 +395,13 @@ impl Store {
         let encoded: Vec<Vec<u8>> = sites
             .par_iter()
             .zip(tokens.par_iter())
-            .map(|(&site, t)| record::encode(site, dtype, &keys, counts, t.view()))
+            .map(|(&site, t)| record::encode(site, dtype, &keys, counts, t.view(), keep_tokens))
             .collect::<Result<_>>()?;
 
         let _lock = Self::lock_dir(&self.dir)?;
+        if !keep_tokens {
+            self.upgrade_description()?;
+        }
         self.refresh()?;
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
         let (segment, mut file, mut offset) = self.open_segment_for_append(&state)?;
@@ -406,6 +426,7 @@ impl Store {
                 total_tokens: counts.iter().map(|&c| u64::from(c)).sum(),
                 keys: keys.clone(),
                 counts: counts.to_vec(),
+                tokens: keep_tokens,
                 live_rows: keys.len() as u32,
             }));
             offset += bytes.len() as u64;
@@ -467,14 +488,19 @@ impl Store {
         let map = self.map(meta.segment, meta.offset + meta.length).map_err(describe)?;
         let bytes = &map[meta.offset as usize..(meta.offset + meta.length) as usize];
         let view = RecordView::parse(bytes).map_err(describe)?;
-        if view.site != meta.site || view.n_prompts != meta.keys.len() || view.hidden != meta.hidden as usize {
+        if view.site != meta.site
+            || view.n_prompts != meta.keys.len()
+            || view.hidden != meta.hidden as usize
+            || view.tokens_kept != meta.tokens
+        {
             return Err(describe(Error::Corrupt("record header disagrees with the index".into())));
         }
         f(&view).map_err(describe)
     }
 
-    /// Looks up every (prompt, site) cell: `cells[i * sites.len() + j] = (record id, row)`.
-    fn locate(state: &IndexState, prompts: &[String], sites: &[u32]) -> Result<Vec<(u64, u32)>> {
+    /// Looks up every (prompt, site) cell: `cells[i * sites.len() + j] = (record id, row)`. With `need_tokens`, a
+    /// cell held by a pooled-only record counts as missing.
+    fn locate(state: &IndexState, prompts: &[String], sites: &[u32], need_tokens: bool) -> Result<Vec<(u64, u32)>> {
         let mut cells = Vec::with_capacity(prompts.len() * sites.len());
         for (i, p) in prompts.iter().enumerate() {
             let k = key_of(p);
@@ -482,6 +508,13 @@ impl Store {
                 let cell = state.by_key.get(&(k, s)).ok_or_else(|| {
                     Error::Missing(format!("prompt {:?} has no stored activations at site {s}", prompts[i]))
                 })?;
+                if need_tokens && !state.records.get(&cell.0).is_some_and(|m| m.tokens) {
+                    return Err(Error::Missing(format!(
+                        "prompt {:?} is stored at site {s} as pooled vectors only (last token, mean, first token); \
+                         its tokens, which this read needs, were not kept",
+                        prompts[i]
+                    )));
+                }
                 cells.push(*cell);
             }
         }
@@ -531,7 +564,7 @@ impl Store {
     fn read_pooled_once(&self, prompts: &[String], sites: &[u32], pooling: Pooling) -> Result<Array2<f32>> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, prompts, sites)?;
+        let cells = Self::locate(&state, prompts, sites, record::pooled_frame(pooling).is_none())?;
         let h = Self::hidden_of(&state, &cells)?;
         let (n, l) = (prompts.len(), sites.len());
         let mut out = crate::buffer::zeroed_array(n, l * h);
@@ -584,7 +617,7 @@ impl Store {
     fn read_tokens_once(&self, prompts: &[String], sites: &[u32]) -> Result<(Array2<f32>, Vec<usize>)> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, prompts, sites)?;
+        let cells = Self::locate(&state, prompts, sites, true)?;
         let h = Self::hidden_of(&state, &cells)?;
         let (n, l) = (prompts.len(), sites.len());
         let mut offsets = vec![0usize; n + 1];
@@ -829,18 +862,25 @@ impl Store {
         Ok(())
     }
 
-    /// For each prompt, whether it is stored at every one of `sites`.
+    /// For each prompt, whether it is stored at every one of `sites` (with its tokens, when `tokens` is true;
+    /// otherwise pooled-only records count too).
     ///
     /// # Errors
     /// [`Error::Io`] when the index cannot be read.
-    pub fn contains(&self, prompts: &[String], sites: &[u32]) -> Result<Vec<bool>> {
+    pub fn contains(&self, prompts: &[String], sites: &[u32], tokens: bool) -> Result<Vec<bool>> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let stored = |k: Key, s: u32| {
+            state
+                .by_key
+                .get(&(k, s))
+                .is_some_and(|(rid, _)| !tokens || state.records.get(rid).is_some_and(|m| m.tokens))
+        };
         Ok(prompts
             .iter()
             .map(|p| {
                 let k = key_of(p);
-                sites.iter().all(|s| state.by_key.contains_key(&(k, *s)))
+                sites.iter().all(|&s| stored(k, s))
             })
             .collect())
     }
@@ -912,7 +952,7 @@ impl Store {
                     for f in 0..3 {
                         view.decode_pooled(f)?;
                     }
-                    view.decode_tokens().map(|_| ())
+                    if view.tokens_kept { view.decode_tokens().map(|_| ()) } else { Ok(()) }
                 })
                 .err()
                 .map(|e| e.to_string())

@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! 0   magic "FPRC"          4   u16 version          6  u8 dtype        7  u8 codec (1 = shuffle + zstd)
-//! 8   u32 site              12  u32 n_prompts        16 u32 hidden      20 u32 reserved (0)
+//! 8   u32 site              12  u32 n_prompts        16 u32 hidden      20 u32 flags (bit 0: pooled only)
 //! 24  u64 total_tokens
 //! 32  u64 frame_len[4]      frames: pooled last, pooled mean, pooled first, tokens
 //! 64  u32 frame_crc[4]      CRC-32 (IEEE) of each frame's bytes
@@ -14,6 +14,9 @@
 //!     n_prompts x u32       token counts
 //!     the four frames, back to back
 //! ```
+//!
+//! A *pooled-only* record (flag bit 0) keeps the three pooled frames and the token counts but not the tokens: its
+//! token frame is empty. It serves last-token, mean and first-token reads at a fraction of the bytes.
 
 use ndarray::ArrayView2;
 
@@ -32,6 +35,8 @@ pub const VERSION: u16 = 1;
 pub const CODEC_SHUFFLE_ZSTD: u8 = 1;
 /// Bytes before the keys.
 pub const HEADER_LEN: usize = 88;
+/// Flag bit: the record holds the pooled vectors only (its token frame is empty).
+pub const FLAG_POOLED_ONLY: u32 = 1;
 
 /// The pooled vectors a record keeps beside its tokens, in frame order.
 pub const POOLED: [Pooling; 3] = [Pooling::LastToken, Pooling::Mean, Pooling::FirstToken];
@@ -53,7 +58,9 @@ pub fn key_of(prompt: &str) -> Key {
 
 /// Encodes a record from unpadded token activations.
 ///
-/// `tokens` is `(sum of counts, hidden)`: prompt `i`'s `counts[i]` rows, prompts in `keys` order.
+/// `tokens` is `(sum of counts, hidden)`: prompt `i`'s `counts[i]` rows, prompts in `keys` order. With
+/// `keep_tokens` false the record is pooled-only: the pooled vectors are computed from `tokens`, which are then
+/// dropped.
 ///
 /// # Errors
 /// [`Error::InvalidInput`] / [`Error::Shape`] when the counts do not match `tokens` or a prompt has no token.
@@ -63,6 +70,7 @@ pub fn encode(
     keys: &[Key],
     counts: &[u32],
     tokens: ArrayView2<'_, f32>,
+    keep_tokens: bool,
 ) -> Result<Vec<u8>> {
     if keys.len() != counts.len() {
         return Err(Error::shape(
@@ -95,8 +103,13 @@ pub fn encode(
         frames.push(codec::compress(&codec::transpose_high_planes(&planes, n, hidden, dtype, true), None)?);
         pooled_planes.push(planes);
     }
-    let prefix = tokens_prefix(&pooled_planes, dtype);
-    frames.push(codec::compress(&codec::encode_shuffled(tokens.as_slice().unwrap_or_default(), dtype), Some(&prefix))?);
+    if keep_tokens {
+        let prefix = tokens_prefix(&pooled_planes, dtype);
+        let planes = codec::encode_shuffled(tokens.as_slice().unwrap_or_default(), dtype);
+        frames.push(codec::compress(&planes, Some(&prefix))?);
+    } else {
+        frames.push(Vec::new());
+    }
 
     let body_len: usize = frames.iter().map(Vec::len).sum::<usize>() + n * 36;
     let mut out = Vec::with_capacity(HEADER_LEN + body_len);
@@ -111,7 +124,7 @@ pub fn encode(
     out.extend_from_slice(
         &u32::try_from(hidden).map_err(|_| Error::InvalidInput("hidden size too large".into()))?.to_le_bytes(),
     );
-    out.extend_from_slice(&0u32.to_le_bytes());
+    out.extend_from_slice(&(if keep_tokens { 0 } else { FLAG_POOLED_ONLY }).to_le_bytes());
     out.extend_from_slice(&(total as u64).to_le_bytes());
     for f in &frames {
         out.extend_from_slice(&(f.len() as u64).to_le_bytes());
@@ -174,8 +187,10 @@ pub struct RecordView<'a> {
     pub n_prompts: usize,
     /// Hidden size.
     pub hidden: usize,
-    /// Total token rows.
+    /// Total token rows (also in a pooled-only record, which keeps the counts but not the rows).
     pub total_tokens: usize,
+    /// Whether the token frame is stored (false: a pooled-only record).
+    pub tokens_kept: bool,
     frame_start: [usize; 4],
     frame_len: [usize; 4],
     frame_crc: [u32; 4],
@@ -206,6 +221,11 @@ impl<'a> RecordView<'a> {
         let site = u32_at(bytes, 8);
         let n_prompts = u32_at(bytes, 12) as usize;
         let hidden = u32_at(bytes, 16) as usize;
+        let flags = u32_at(bytes, 20);
+        if flags & !FLAG_POOLED_ONLY != 0 {
+            return Err(bad(&format!("unknown flags {flags:#x}")));
+        }
+        let tokens_kept = flags & FLAG_POOLED_ONLY == 0;
         let total_tokens = usize::try_from(u64_at(bytes, 24)).map_err(|_| bad("token count overflows"))?;
         let meta_end = n_prompts
             .checked_mul(36)
@@ -237,12 +257,15 @@ impl<'a> RecordView<'a> {
         if at != bytes.len() {
             return Err(bad(&format!("frames end at byte {at}, the record has {} bytes", bytes.len())));
         }
+        if !tokens_kept && frame_len[TOKENS_FRAME] != 0 {
+            return Err(bad("a pooled-only record has a token frame"));
+        }
         let counts_total: u64 =
             (0..n_prompts).map(|i| u64::from(u32_at(bytes, HEADER_LEN + 32 * n_prompts + 4 * i))).sum();
         if counts_total != total_tokens as u64 {
             return Err(bad("token counts do not add up to the token total"));
         }
-        Ok(Self { bytes, dtype, site, n_prompts, hidden, total_tokens, frame_start, frame_len, frame_crc })
+        Ok(Self { bytes, dtype, site, n_prompts, hidden, total_tokens, tokens_kept, frame_start, frame_len, frame_crc })
     }
 
     /// The total record length in bytes.
@@ -314,8 +337,12 @@ impl<'a> RecordView<'a> {
     /// [`codec::widen_range`] to decode rows from them).
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged.
+    /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged; [`Error::Missing`] for a
+    /// pooled-only record.
     pub fn token_planes(&self) -> Result<Vec<u8>> {
+        if !self.tokens_kept {
+            return Err(Error::Missing("this record holds pooled vectors only; its tokens were not kept".into()));
+        }
         // The prefix (see `tokens_prefix`), assembled straight from the pooled frames.
         let m = self.n_prompts * self.hidden;
         let mut prefix = vec![0u8; 3 * m * self.dtype.size()];
@@ -364,7 +391,7 @@ mod tests {
     #[test]
     fn roundtrip_float32() {
         let (keys, counts, tokens) = sample();
-        let bytes = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view()).unwrap();
+        let bytes = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view(), true).unwrap();
         let r = RecordView::parse(&bytes).unwrap();
         assert_eq!((r.site, r.n_prompts, r.hidden, r.total_tokens), (7, 2, 4, 5));
         assert_eq!(r.key(1), key_of("b"));
@@ -378,11 +405,40 @@ mod tests {
     }
 
     #[test]
+    fn pooled_only_record_keeps_pooled_vectors_and_counts_but_no_tokens() {
+        let (keys, counts, tokens) = sample();
+        let full = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view(), true).unwrap();
+        let bytes = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view(), false).unwrap();
+        assert!(bytes.len() < full.len());
+        let (r, f) = (RecordView::parse(&bytes).unwrap(), RecordView::parse(&full).unwrap());
+        assert!(!r.tokens_kept && f.tokens_kept);
+        assert_eq!((r.total_tokens, r.token_offsets()), (5, vec![0, 2, 5]));
+        for frame in 0..3 {
+            assert_eq!(r.decode_pooled(frame).unwrap(), f.decode_pooled(frame).unwrap());
+        }
+        assert!(matches!(r.decode_tokens(), Err(Error::Missing(_))));
+        // A pooled-only flag on a record that carries a token frame is damage, not a pooled-only record.
+        let mut forged = full.clone();
+        forged[20] = 1;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&forged[..80]);
+        h.update(&forged[84..HEADER_LEN + 36 * 2]);
+        forged[80..84].copy_from_slice(&h.finalize().to_le_bytes());
+        assert!(matches!(RecordView::parse(&forged), Err(Error::Corrupt(m)) if m.contains("pooled-only")));
+    }
+
+    #[test]
     fn every_single_bit_flip_is_detected() {
         let (keys, counts, tokens) = sample();
-        let bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view()).unwrap();
+        for keep_tokens in [true, false] {
+            let bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), keep_tokens).unwrap();
+            flips_are_detected(&bytes);
+        }
+    }
+
+    fn flips_are_detected(bytes: &[u8]) {
         for bit in 0..bytes.len() * 8 {
-            let mut b = bytes.clone();
+            let mut b = bytes.to_vec();
             b[bit / 8] ^= 1 << (bit % 8);
             let detected = match RecordView::parse(&b) {
                 Err(_) => true,
@@ -395,7 +451,7 @@ mod tests {
     #[test]
     fn truncation_is_detected() {
         let (keys, counts, tokens) = sample();
-        let bytes = encode(1, StorageDtype::Float16, &keys, &counts, tokens.view()).unwrap();
+        let bytes = encode(1, StorageDtype::Float16, &keys, &counts, tokens.view(), true).unwrap();
         for cut in 0..bytes.len() {
             assert!(RecordView::parse(&bytes[..cut]).is_err(), "cut at {cut}");
         }
@@ -414,7 +470,7 @@ mod tests {
         #[test]
         fn parsing_mutated_records_never_panics(pos in 0usize..300, val in 0u8..=255) {
             let (keys, counts, tokens) = sample();
-            let mut bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view()).unwrap();
+            let mut bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), true).unwrap();
             let p = pos % bytes.len();
             bytes[p] = val;
             if let Ok(r) = RecordView::parse(&bytes) {
