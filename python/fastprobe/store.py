@@ -16,8 +16,8 @@ Configuration, each settable in code or by environment variable (the ``LMPROBE_`
   is stored in float32).
 - what a probe caches: :func:`set_cache_tokens` / ``FASTPROBE_CACHE_TOKENS``. ``"auto"`` (the default) keeps the
   tokens only when the probe's pooling needs them (max, min, a score-stage pooling, ``"all"``) and otherwise writes
-  pooled-only records (last token, mean and first token; about a third of the bytes); a later probe that needs the
-  tokens runs those prompts again. ``"always"`` keeps every token.
+  pooled-only records (last token, mean and first token: 30% of the bytes on 10-token statements, less on longer
+  prompts); a later probe that needs the tokens runs those prompts again. ``"always"`` keeps every token.
 """
 
 from __future__ import annotations
@@ -383,8 +383,8 @@ def set_cache_tokens(mode: str | None = None) -> None:
     ----------
     mode : {"auto", "always"} or None
         ``"auto"``: keep every token only when the probe's pooling needs them (``max``, ``min``, a ``score:``
-        pooling, ``"all"``), else store the pooled vectors alone (last token, mean, first token), about a third of
-        the bytes. A later probe that needs the tokens of prompts cached pooled-only runs them again, once.
+        pooling, ``"all"``), else store the pooled vectors alone (last token, mean, first token): 30% of the bytes
+        on 10-token statements, less on longer prompts. A later probe that needs the tokens of prompts cached pooled-only runs them again, once.
         ``"always"``: keep every token, so that any pooling can be tried later without running the model.
     """
     if mode is not None and mode not in CACHE_TOKENS_MODES:
