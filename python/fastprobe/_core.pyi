@@ -89,6 +89,18 @@ def logistic_path(
     tol: float = 1e-4,
     n_threads: int | None = None,
 ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int, bool]]: ...
+def group_lasso_fit(
+    x: npt.NDArray[np.float32],
+    y: npt.NDArray[np.int64],
+    sample_weight: npt.NDArray[np.float64] | None,
+    groups: list[int],
+    alpha: float,
+    group_weights: list[float] | None = None,
+    fit_intercept: bool = True,
+    max_iter: int = 1000,
+    tol: float = 1e-4,
+    n_threads: int | None = None,
+) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64], int, bool, float]: ...
 def mass_mean_fit(
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.int64],

@@ -12,11 +12,25 @@ import numpy as np
 
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 
-__all__ = ["LAYER_SPECS", "LayerSpec", "is_sweep", "resolve_layers", "resolve_sweep"]
+__all__ = [
+    "AUTO_SPECS",
+    "DEFAULT_AUTO_CANDIDATES",
+    "LAYER_SPECS",
+    "LayerSpec",
+    "is_auto",
+    "is_sweep",
+    "resolve_auto_candidates",
+    "resolve_layers",
+    "resolve_sweep",
+]
 
 LayerSpec = int | Sequence[int] | str
 #: The named layer specifications.
 LAYER_SPECS: tuple[str, ...] = ("middle", "last", "all")
+#: The automatic layer selections: group lasso over the candidates, or the top candidates by coefficient norm.
+AUTO_SPECS: tuple[str, ...] = ("auto", "fast_auto")
+#: Candidate layers of automatic selection when none are given: fractions of the depth.
+DEFAULT_AUTO_CANDIDATES: tuple[float, ...] = (0.25, 0.5, 0.75)
 
 
 def _index(layer: object, n_layers: int) -> int:
@@ -68,14 +82,14 @@ def resolve_layers(spec: LayerSpec, n_layers: int) -> list[int]:
             return list(range(n_layers))
         if is_sweep(spec):
             return resolve_sweep(spec, n_layers)
-        if spec in ("auto", "fast_auto"):
-            raise UnknownOptionError(
-                f"layers={spec!r} (automatic layer selection) is not available in this version of fastprobe; "
-                "use layers='sweep' and evaluate() to pick the best layer"
+        if is_auto(spec):
+            raise InvalidInputError(
+                f"layers={spec!r} selects layers while fitting; resolve its candidates with resolve_auto_candidates"
             )
         raise UnknownOptionError(
             f"unknown layer specification {spec!r}; expected an int, a list of ints, or one of: "
-            f"{', '.join(LAYER_SPECS)}, 'sweep', 'sweep:K' (every K-th layer), 'sweep:A-B' (layers A to B)"
+            f"{', '.join(LAYER_SPECS)}, 'auto', 'fast_auto', 'sweep', 'sweep:K' (every K-th layer), 'sweep:A-B' "
+            "(layers A to B)"
         )
     if isinstance(spec, (int, np.integer)):
         return [_index(spec, n_layers)]  # rejects bools with a clear message
@@ -83,6 +97,51 @@ def resolve_layers(spec: LayerSpec, n_layers: int) -> list[int]:
     if not layers:
         raise InvalidInputError("the layer list is empty; give at least one layer index")
     return layers
+
+
+def is_auto(spec: object) -> bool:
+    """Whether a layer specification asks for automatic selection (``"auto"`` or ``"fast_auto"``)."""
+    return isinstance(spec, str) and spec in AUTO_SPECS
+
+
+def resolve_auto_candidates(candidates: Sequence[float] | Sequence[int] | None, n_layers: int) -> list[int]:
+    """List the candidate layers of automatic selection.
+
+    Parameters
+    ----------
+    candidates : sequence of float or int, optional
+        Fractions of the depth when every value is a float in [0, 1] (``f`` becomes layer ``int(f * (n_layers -
+        1))``), else layer indices (negative counts from the end). None: :data:`DEFAULT_AUTO_CANDIDATES`.
+    n_layers : int
+
+    Returns
+    -------
+    list of int
+        Ascending, without duplicates.
+
+    Raises
+    ------
+    InvalidInputError
+        If the list is empty, mixes fractions with other values, or an index is out of range.
+
+    Examples
+    --------
+    >>> resolve_auto_candidates(None, 30), resolve_auto_candidates([2, -1, 2], 30)
+    ([7, 14, 21], [2, 29])
+    """
+    values = list(DEFAULT_AUTO_CANDIDATES if candidates is None else candidates)
+    if isinstance(candidates, str) or not values:
+        raise InvalidInputError(
+            f"auto_candidates must be a non-empty list of layer indices or fractions; got {candidates!r}"
+        )
+    if all(isinstance(v, float) and 0.0 <= v <= 1.0 for v in values):
+        return sorted({min(int(v * (n_layers - 1)), n_layers - 1) for v in values})
+    if any(isinstance(v, float) and not float(v).is_integer() for v in values):
+        raise InvalidInputError(
+            f"auto_candidates mixes fractions with other values ({values}); give only fractions in [0, 1] or only "
+            "layer indices"
+        )
+    return sorted({_index(int(v), n_layers) for v in values})
 
 
 def is_sweep(spec: object) -> bool:

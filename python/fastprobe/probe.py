@@ -30,7 +30,7 @@ from fastprobe.exceptions import (
     ShapeMismatchError,
     UnknownOptionError,
 )
-from fastprobe.layers import LayerSpec, is_sweep, resolve_layers
+from fastprobe.layers import LayerSpec, is_auto, is_sweep, resolve_auto_candidates, resolve_layers
 from fastprobe.pooling import PoolingSpec, reduce_scores, resolve_pooling
 
 __all__ = ["LayerSweepResult", "LinearProbe", "Probe"]
@@ -50,7 +50,12 @@ _FITTED = (
     "layers_",
     "n_features_in_",
     "model_fingerprint_",
+    "selected_layers_",
+    "candidate_layers_",
+    "layer_importances_",
 )
+#: Metrics of :meth:`Probe.compute_layer_importance`.
+IMPORTANCE_METRICS = ("l2", "l1", "mean_abs", "max_abs")
 
 
 # ---------------------------------------------------------------------------------------------- model context
@@ -133,6 +138,15 @@ def _extract(
 
 
 # ---------------------------------------------------------------------------------------------- inputs
+
+
+def _pyplot() -> Any:
+    """Matplotlib's pyplot (the optional ``plot`` extra), or a clear error."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - matplotlib is a dev dependency
+        raise ImportError("plots need matplotlib: pip install 'fastprobe[plot]'") from None
+    return plt
 
 
 def _needs_tokens(train: str, inference: PoolingSpec) -> bool:
@@ -221,7 +235,10 @@ class Probe(BaseEstimator):
         Layer ``i`` is block ``i``'s output (not the embeddings; the last layer is taken before the final norm).
         Negative indices count from the end. ``"middle"`` (the middle third), ``"last"``, ``"all"``; ``"sweep"``,
         ``"sweep:K"`` (every K-th layer) and ``"sweep:A-B"`` (layers A to B) fit one probe per layer (see
-        :meth:`evaluate`). Several layers' features are concatenated in ascending layer order.
+        :meth:`evaluate`). ``"auto"`` selects layers among ``auto_candidates`` with a group lasso (the blocks it keeps
+        non-zero), ``"fast_auto"`` keeps the ``fast_auto_top_k`` candidates with the largest coefficient norm; the
+        probe is then refitted on the selected layers. Several layers' features are concatenated in ascending layer
+        order.
     pooling : str, default="last_token"
         How tokens become one score per prompt, for training and inference unless overridden: ``last_token``,
         ``first_token``, ``mean`` (pool activations), ``max``, ``min`` (classify every token, then reduce the
@@ -243,9 +260,13 @@ class Probe(BaseEstimator):
         Seed for the estimators that take one.
     batch_size : int, default=8
         Prompts per forward pass.
-    auto_candidates, auto_alpha, fast_auto_top_k
-        Accepted for compatibility with lmprobe's automatic layer selection, which this version does not implement
-        (``layers="auto"`` raises).
+    auto_candidates : list of float or int, optional
+        Candidate layers of ``layers="auto"`` / ``"fast_auto"``: fractions of the depth (all floats in [0, 1]) or
+        layer indices. None: 0.25, 0.5 and 0.75 of the depth.
+    auto_alpha : float, default=0.01
+        Group-lasso penalty of ``layers="auto"``; larger keeps fewer layers.
+    fast_auto_top_k : int, optional
+        Layers kept by ``layers="fast_auto"`` (None: half the candidates, at least one).
     normalize_layers : {True, "per_neuron", "per_layer", False}, default=True
         Standardization of several layers' features: per feature, per layer block, or none. A single layer is
         always standardized per feature.
@@ -282,6 +303,13 @@ class Probe(BaseEstimator):
         Set by a sweep-mode fit.
     model_fingerprint_ : dict or None
         What identifies the model the probe was fitted on.
+    selected_layers_ : list of int or None
+        The layers automatic selection kept (``layers="auto"`` / ``"fast_auto"``).
+    candidate_layers_ : list of int or None
+        The layers ``layer_importances_`` refer to.
+    layer_importances_ : numpy.ndarray or None
+        Per-layer importance: group norms (``"auto"``), coefficient norms (``"fast_auto"``), or the last
+        :meth:`compute_layer_importance`.
 
     Examples
     --------
@@ -300,6 +328,9 @@ class Probe(BaseEstimator):
     preprocessing_pipeline_: Any
     mass_mean_direction_: np.ndarray | None
     n_features_in_: int | None
+    selected_layers_: list[int] | None
+    candidate_layers_: list[int] | None
+    layer_importances_: np.ndarray | None
     model_fingerprint_: dict[str, Any] | None
     sweep_result_: LayerSweepResult | None
     evaluation_results_: dict[str, Any]
@@ -389,8 +420,17 @@ class Probe(BaseEstimator):
             raise InvalidInputError(f"batch_size must be an integer >= 1; got {self.batch_size!r}")
         if not isinstance(self.layers, (int, np.integer, str, list, tuple, range)):
             raise InvalidInputError(f"layers must be an int, a list of ints or a string; got {self.layers!r}")
-        if isinstance(self.layers, str) and not is_sweep(self.layers):
+        if isinstance(self.layers, str) and not is_sweep(self.layers) and not is_auto(self.layers):
             resolve_layers(self.layers, 1 << 20)  # the names; indices are checked against the model
+        if (
+            isinstance(self.auto_alpha, bool)
+            or not isinstance(self.auto_alpha, (int, float))
+            or not (np.isfinite(self.auto_alpha) and self.auto_alpha >= 0)
+        ):
+            raise InvalidInputError(f"auto_alpha must be a finite number >= 0; got {self.auto_alpha!r}")
+        top_k = self.fast_auto_top_k
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, (int, np.integer)) or top_k < 1):
+            raise InvalidInputError(f"fast_auto_top_k must be None or an integer >= 1; got {top_k!r}")
         if self.mass_mean_augment and self.task == "regression":
             raise InvalidInputError("mass_mean_augment needs two classes; it does not apply to task='regression'")
         train, inference = resolve_pooling(self.pooling, self.train_pooling, self.inference_pooling)
@@ -504,6 +544,7 @@ class Probe(BaseEstimator):
         self.classifier_ = clf
         self.classes_ = np.asarray(clf.classes_) if self.task == "classification" else None
         self.n_features_in_ = int(X.shape[1])
+        self._n_blocks = n_layers
 
     def _transform(self, X: np.ndarray) -> np.ndarray:
         if getattr(self, "n_features_in_", None) is not None and X.shape[1] != self.n_features_in_:
@@ -571,15 +612,169 @@ class Probe(BaseEstimator):
             self._adopt(result.probes[result.layers[0]])
             return self
         self.sweep_result_ = None
-        self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
-        _extract(
-            ctx, prompts, self.layers_, bs, self._retries(max_retries), _needs_tokens(train, spec), invalidate_cache
-        )
-        X, y_rows, w_rows = _train_rows(ctx, prompts, self.layers_, train, y, w)
+        layers = self._layers_to_extract(ctx.loaded.n_layers)
+        _extract(ctx, prompts, layers, bs, self._retries(max_retries), _needs_tokens(train, spec), invalidate_cache)
+        X, y_rows, w_rows = _train_rows(ctx, prompts, layers, train, y, w)
+        if is_auto(self.layers):
+            X, layers = self._select_layers(X, y_rows, w_rows, layers, template)
+        else:
+            self.selected_layers_ = self.candidate_layers_ = self.layer_importances_ = None
+        self.layers_ = layers
         self._fit_matrix(X, y_rows, w_rows, len(self.layers_), template)
         self.model_fingerprint_ = ctx.fingerprint
         evict()
         return self
+
+    def _layers_to_extract(self, n_layers: int) -> list[int]:
+        """Return the configured layers; for automatic selection, its candidates."""
+        if not is_auto(self.layers):
+            return resolve_layers(self.layers, n_layers)
+        candidates = resolve_auto_candidates(self.auto_candidates, n_layers)
+        if self.layers == "auto" and len(candidates) < 2:
+            raise InvalidInputError(
+                f"layers='auto' selects among candidate layers and needs at least two; auto_candidates="
+                f"{self.auto_candidates!r} gives {candidates} on a model with {n_layers} layers"
+            )
+        return candidates
+
+    def _select_layers(
+        self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None, candidates: list[int], template: Any
+    ) -> tuple[np.ndarray, list[int]]:
+        """Choose layers among the candidates (``layers="auto"`` or ``"fast_auto"``); return their columns and indices.
+
+        ``auto``: group-lasso logistic regression (one group per candidate layer, on the layer-scaled features, in
+        Rust), keeping the layers whose coefficient block is not zero; ``layer_importances_`` are the block norms.
+        ``fast_auto``: the probe's own classifier on every candidate, keeping the ``fast_auto_top_k`` layers (default
+        half, at least one) with the largest coefficient norm; ``layer_importances_`` are those norms.
+        """
+        from sklearn.base import clone
+
+        from fastprobe.estimators import GroupLassoProbe
+
+        n = len(candidates)
+        self.candidate_layers_ = list(candidates)
+        if self.layers == "auto":
+            if self.task == "regression" or len(np.unique(y)) != 2:
+                raise InvalidInputError(
+                    "layers='auto' selects layers with a group-lasso logistic regression, which needs two classes; "
+                    "use layers='fast_auto' (or a sweep) for regression or more classes"
+                )
+            mode = "per_layer" if self.normalize_layers == "per_layer" else "per_neuron"
+            Xs = LayerScaler(n, mode=mode).fit_transform(X) if self.normalize_layers is not False else X
+            lasso = GroupLassoProbe(alpha=float(self.auto_alpha), n_groups=n).fit(Xs, y, sample_weight=w)
+            importances = np.asarray(lasso.group_norms_, dtype=np.float64)
+            chosen = [int(g) for g in lasso.selected_groups_]
+            if not chosen:
+                warnings.warn(
+                    f"the group lasso kept no layer at auto_alpha={self.auto_alpha}; using every candidate layer "
+                    f"{candidates} (lower auto_alpha to select among them)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                chosen = list(range(n))
+        else:
+            self.layers_ = list(candidates)
+            self._fit_matrix(X, y, w, n, clone(template))
+            importances = self.compute_layer_importance(metric="l2", normalize=False)
+            k = min(int(self.fast_auto_top_k or max(1, n // 2)), n)
+            chosen = sorted(int(g) for g in np.argsort(-importances, kind="stable")[:k])
+        self.layer_importances_ = importances
+        self.selected_layers_ = [candidates[g] for g in chosen]
+        h = X.shape[1] // n
+        columns = np.concatenate([np.arange(g * h, (g + 1) * h) for g in chosen])
+        return np.ascontiguousarray(X[:, columns]), self.selected_layers_
+
+    def compute_layer_importance(self, metric: str = "l2", normalize: bool = True) -> np.ndarray:
+        """How much of the fitted classifier's weight falls on each layer.
+
+        The classifier's coefficients (on the scaled features) are split into one equal block per layer of
+        ``layers_`` (the mass-mean column of ``mass_mean_augment`` left out), and each block is reduced by ``metric``;
+        for several coefficient rows (more than two classes) the rows' values are summed.
+
+        Parameters
+        ----------
+        metric : {"l2", "l1", "mean_abs", "max_abs"}, default="l2"
+            Block norm, sum of absolute values, their mean, or their maximum.
+        normalize : bool, default=True
+            Divide by the total so the importances sum to 1.
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_layers,)
+            Also stored as ``layer_importances_``, with the layers in ``candidate_layers_``.
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        InvalidInputError
+            If the classifier has no coefficients (``coef_``), or they do not live in the layers' feature space
+            (PCA preprocessing).
+        """
+        self._check_fitted()
+        if metric not in IMPORTANCE_METRICS:
+            raise UnknownOptionError(
+                f"unknown importance metric {metric!r}; expected one of: {', '.join(IMPORTANCE_METRICS)}"
+            )
+        coef = getattr(self.classifier_, "coef_", None)
+        if coef is None:
+            raise InvalidInputError(
+                f"layer importance needs a linear classifier with coef_; {type(self.classifier_).__name__} has none"
+            )
+        if any(name.startswith("pca") for name, _ in _preprocessing_steps(self.preprocessing, self.pca_components)):
+            raise InvalidInputError(
+                "layer importance needs coefficients per feature; PCA preprocessing mixes the layers"
+            )
+        coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        if self.mass_mean_direction_ is not None:
+            coef = coef[:, :-1]
+        layers = list(getattr(self, "layers_", None) or range(getattr(self, "_n_blocks", 1)))
+        if coef.shape[1] % len(layers):
+            raise InvalidInputError(
+                f"{coef.shape[1]} coefficients cannot be split into {len(layers)} equal layer blocks"
+            )
+        blocks = np.abs(coef).reshape(coef.shape[0], len(layers), -1)
+        reduce = {
+            "l2": lambda b: np.sqrt((b**2).sum(axis=-1)),
+            "l1": lambda b: b.sum(axis=-1),
+            "mean_abs": lambda b: b.mean(axis=-1),
+            "max_abs": lambda b: b.max(axis=-1),
+        }[metric]
+        importance = reduce(blocks).sum(axis=0)
+        if normalize and importance.sum() > 0:
+            importance = importance / importance.sum()
+        self.candidate_layers_ = layers
+        self.layer_importances_ = importance
+        return importance
+
+    def plot_layer_importance(self, ax: Any = None) -> tuple[Any, Any]:
+        """Bar chart of ``layer_importances_`` by layer (computing L2 importance first if needed).
+
+        With automatic selection, the selected layers are drawn in a darker colour.
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+            Where to draw; a new figure when None.
+
+        Returns
+        -------
+        (matplotlib.figure.Figure, matplotlib.axes.Axes)
+        """
+        plt = _pyplot()
+        if getattr(self, "layer_importances_", None) is None:
+            self.compute_layer_importance()
+        layers = list(self.candidate_layers_ or [])
+        values = np.asarray(self.layer_importances_, dtype=np.float64)
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(max(4.0, 0.35 * len(layers) + 2), 3.2))
+        selected = set(getattr(self, "selected_layers_", None) or [])
+        colours = ["#1f4e79" if layer in selected else "#7fa7cc" for layer in layers]
+        ax.bar([str(layer) for layer in layers], values, color=colours)
+        ax.set_xlabel("layer")
+        ax.set_ylabel("importance")
+        title = "layer importance" + (" (dark: selected)" if selected else "")
+        ax.set_title(title)
+        return fig, ax
 
     def fit_from_activations(self, X: Any, y: Any, sample_weight: Any = None, n_layers: int = 1) -> Probe:
         """Train on precomputed pooled activations (the same scaling, preprocessing and classifier as :meth:`fit`).
@@ -634,7 +829,7 @@ class Probe(BaseEstimator):
         """
         train, spec, _ = self._check_params()
         ctx = self._ctx(remote)
-        layers = resolve_layers(self.layers, ctx.loaded.n_layers)
+        layers = self._layers_to_extract(ctx.loaded.n_layers)
         prompts = _check_prompts(prompts, "prompts")
         bs = batch_size or self.batch_size
         _extract(ctx, prompts, layers, bs, self._retries(max_retries), _needs_tokens(train, spec))

@@ -384,7 +384,8 @@ def set_cache_tokens(mode: str | None = None) -> None:
     mode : {"auto", "always"} or None
         ``"auto"``: keep every token only when the probe's pooling needs them (``max``, ``min``, a ``score:``
         pooling, ``"all"``), else store the pooled vectors alone (last token, mean, first token): 30% of the bytes
-        on 10-token statements, less on longer prompts. A later probe that needs the tokens of prompts cached pooled-only runs them again, once.
+        on 10-token statements, less on longer prompts. A later probe that needs the tokens of prompts cached
+        pooled-only runs them again, once.
         ``"always"``: keep every token, so that any pooling can be tried later without running the model.
     """
     if mode is not None and mode not in CACHE_TOKENS_MODES:

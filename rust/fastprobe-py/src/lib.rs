@@ -20,7 +20,7 @@ mod _core {
     #[pymodule_export]
     use super::pooling::{pool_padded, pool_ragged, reduce_scores};
     #[pymodule_export]
-    use super::solvers::{fit_scaler, logistic_path, mass_mean_fit, ridge_path, scale_in_place};
+    use super::solvers::{fit_scaler, group_lasso_fit, logistic_path, mass_mean_fit, ridge_path, scale_in_place};
     #[pymodule_export]
     use super::store::PyStore;
     #[pymodule_export]

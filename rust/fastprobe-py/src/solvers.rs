@@ -1,7 +1,7 @@
 //! `#[pyfunction]` wrappers of `fastprobe_core::solvers`: arrays in, coefficient arrays out, GIL released.
 
 use faer::Par;
-use fastprobe_core::solvers::{logistic, mass_mean, ridge, standardize};
+use fastprobe_core::solvers::{group_lasso, logistic, mass_mean, ridge, standardize};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 
@@ -69,6 +69,43 @@ pub fn logistic_path<'py>(
         .into_iter()
         .map(|f| (f.coef.into_pyarray(py), f.intercept.into_pyarray(py), f.n_iter, f.converged))
         .collect())
+}
+
+/// A group-lasso fit: `(coef, intercept, group_norms, n_iter, converged, objective)`.
+type GroupLassoOut<'py> = (Bound<'py, PyArray1<f64>>, f64, Bound<'py, PyArray1<f64>>, usize, bool, f64);
+
+/// Fit group-lasso logistic regression on labels 0/1; group g is features `groups[g]..groups[g + 1]`.
+#[pyfunction]
+#[pyo3(signature = (x, y, sample_weight, groups, alpha, group_weights=None, fit_intercept=true, max_iter=1000, tol=1e-4, n_threads=None))]
+#[allow(clippy::too_many_arguments)] // mirrors the Python signature
+pub fn group_lasso_fit<'py>(
+    py: Python<'py>,
+    x: PyReadonlyArray2<'py, f32>,
+    y: PyReadonlyArray1<'py, i64>,
+    sample_weight: Option<PyReadonlyArray1<'py, f64>>,
+    groups: Vec<usize>,
+    alpha: f64,
+    group_weights: Option<Vec<f64>>,
+    fit_intercept: bool,
+    max_iter: usize,
+    tol: f64,
+    n_threads: Option<usize>,
+) -> PyResult<GroupLassoOut<'py>> {
+    let labels = convert::indices(py, "class indices", &y)?;
+    let x = x.as_array();
+    let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
+    let options = group_lasso::GroupLassoOptions { alpha, fit_intercept, max_iter, tol };
+    let fit = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
+        group_lasso::group_lasso_logistic(x, &labels, w, &groups, group_weights.as_deref(), options)
+    })?;
+    Ok((
+        fit.coef.into_pyarray(py),
+        fit.intercept,
+        fit.group_norms.into_pyarray(py),
+        fit.n_iter,
+        fit.converged,
+        fit.objective,
+    ))
 }
 
 /// Fit a mass-mean probe on labels 0/1: `(direction, threshold, platt_slope)`.

@@ -146,7 +146,7 @@ impl Problem<'_> {
     }
 }
 
-fn sigmoid(z: f64) -> f64 {
+pub(super) fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
     } else {
@@ -157,7 +157,7 @@ fn sigmoid(z: f64) -> f64 {
 
 /// `sum_j x_j w_j` accumulated in f64 over eight independent partial sums, so that the loop vectorizes (a single
 /// running sum would wait on each addition's latency).
-fn dot_mixed(x: &[f32], w: &[f64]) -> f64 {
+pub(super) fn dot_mixed(x: &[f32], w: &[f64]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];
     let (xs, ws) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
@@ -175,7 +175,7 @@ fn dot(a: &[f64], b: &[f64]) -> f64 {
 }
 
 /// Checks labels: class indices below `n_classes`, one per sample, every class present (with weight).
-fn check_labels(y: &[usize], n: usize, n_classes: usize, w: &Array1<f64>) -> Result<()> {
+pub(super) fn check_labels(y: &[usize], n: usize, n_classes: usize, w: &Array1<f64>) -> Result<()> {
     if y.len() != n {
         return Err(Error::shape("y", format!("({n},) (one label per sample of X)"), format!("({},)", y.len())));
     }

@@ -11,6 +11,7 @@
 //! - `par` is the parallelism of the dense linear algebra (use [`faer::Par::Seq`] when the caller already runs
 //!   several fits in parallel).
 
+pub mod group_lasso;
 pub mod logistic;
 pub mod mass_mean;
 pub mod ridge;
