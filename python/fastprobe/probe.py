@@ -12,6 +12,7 @@ Where lmprobe has known faults, the probe fixes them; the README lists each diff
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 import warnings
 from collections.abc import Sequence
@@ -747,6 +748,93 @@ class Probe(BaseEstimator):
         self.layer_importances_ = importance
         return importance
 
+    def steering_vectors(
+        self, path: str | os.PathLike[str] | None = None, *, normalize: bool = True, target: Any = None
+    ) -> dict[int, np.ndarray]:
+        """Return the probe's direction in activation space, one vector per layer, for activation steering.
+
+        The probe's score is linear in the raw activations (through the layer scaling, the ``standard`` and ``pca``
+        preprocessing and the mass-mean column), so its gradient with respect to them is exact: split into one
+        block per layer of ``layers_``, each block is where that layer's activation must move to raise the score of
+        ``target``. Added to the residual stream at layer ``i`` (the output of decoder block ``i``, transformers'
+        ``hidden_states[i + 1]``), a positive multiple pushes the model towards what the probe detects.
+
+        Parameters
+        ----------
+        path : str or path-like, optional
+            Also write the vectors to this safetensors file: one float32 tensor ``layer.{i}`` per layer, and metadata
+            naming the model, the target class and what a layer index means.
+        normalize : bool, default=True
+            Unit vectors (each layer's block divided by its norm); False gives the raw gradient blocks.
+        target : optional
+            The class whose score the vectors raise: ``classes_[1]`` by default (binary); required beyond two classes.
+
+        Returns
+        -------
+        dict of int to numpy.ndarray of shape (hidden_size,)
+
+        Raises
+        ------
+        InvalidInputError
+            If the classifier has no coefficients (``coef_``), or ``target`` is not a class.
+        """
+        from sklearn.decomposition import PCA
+        from sklearn.preprocessing import StandardScaler
+
+        self._check_fitted()
+        coef = getattr(self.classifier_, "coef_", None)
+        if coef is None:
+            raise InvalidInputError(
+                f"a steering vector needs a linear classifier with coef_; {type(self.classifier_).__name__} has none"
+            )
+        coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
+        classes = [] if self.classes_ is None else np.asarray(self.classes_).tolist()
+        if coef.shape[0] == 1:
+            if target is not None and (len(classes) != 2 or target != classes[1]):
+                if len(classes) == 2 and target == classes[0]:
+                    coef = -coef
+                else:
+                    raise InvalidInputError(f"target {target!r} is not one of the classes {classes}")
+            w = coef[0]
+        else:
+            if target not in classes:
+                raise InvalidInputError(f"this probe has {len(classes)} classes; pass target= one of {classes}")
+            w = coef[classes.index(target)]
+        if self.mass_mean_direction_ is not None:
+            w, along = w[:-1], w[-1]
+        pipeline = self.preprocessing_pipeline_
+        for _, step in reversed(pipeline.steps if pipeline is not None else []):
+            if isinstance(step, PCA):
+                if step.whiten:
+                    w = w / np.sqrt(step.explained_variance_)
+                w = step.components_.T @ w
+            elif isinstance(step, StandardScaler):
+                w = w / step.scale_ if step.scale_ is not None else w
+            else:  # pragma: no cover - _preprocessing_steps builds only these two
+                raise InvalidInputError(f"cannot map a direction back through {type(step).__name__}")
+        if self.mass_mean_direction_ is not None:
+            w = w + along * self.mass_mean_direction_
+        if self.scaler_ is not None:
+            w = w / np.asarray(self.scaler_.scale_, dtype=np.float64)
+        layers = list(getattr(self, "layers_", None) or range(getattr(self, "_n_blocks", 1)))
+        blocks = w.reshape(len(layers), -1)
+        if normalize:
+            norms = np.linalg.norm(blocks, axis=1, keepdims=True)
+            blocks = blocks / np.where(norms > 0, norms, 1.0)
+        vectors = {int(layer): blocks[i].copy() for i, layer in enumerate(layers)}
+        if path is not None:
+            from safetensors.numpy import save_file
+
+            meta = {
+                "format": "fastprobe-steering",
+                "model": str((getattr(self, "model_fingerprint_", None) or {}).get("model", self.model)),
+                "target": str(target if target is not None else (classes[1] if len(classes) == 2 else "")),
+                "layers": "layer.{i}: added to the output of decoder block i (transformers hidden_states[i + 1])",
+                "normalized": str(bool(normalize)),
+            }
+            save_file({f"layer.{k}": v.astype(np.float32) for k, v in vectors.items()}, os.fspath(path), metadata=meta)
+        return vectors
+
     def plot_layer_importance(self, ax: Any = None) -> tuple[Any, Any]:
         """Bar chart of ``layer_importances_`` by layer (computing L2 importance first if needed).
 
@@ -995,7 +1083,16 @@ class Probe(BaseEstimator):
         return float(np.mean(pred == y))
 
     def evaluate(
-        self, prompts: Sequence[str], labels: Any, remote: bool | None = None, batch_size: int | None = None
+        self,
+        prompts: Sequence[str],
+        labels: Any,
+        remote: bool | None = None,
+        batch_size: int | None = None,
+        *,
+        control_prompts: Sequence[str] | None = None,
+        target_fpr: float = 0.01,
+        confidence: float = 0.95,
+        n_bootstrap: int = 1000,
     ) -> dict[str, Any]:
         """Metrics on labelled prompts, from one read of their activations.
 
@@ -1005,12 +1102,25 @@ class Probe(BaseEstimator):
         lmprobe's formula). In sweep mode: ``layer_results`` (the metrics of every layer), ``best_layer`` and
         ``best_accuracy`` (R^2 for regression) plus the best layer's metrics, and the probe switches to that layer.
 
+        With probabilities, also (see :mod:`fastprobe.metrics`): ``accuracy_ci`` and, for two classes, ``auroc_ci``
+        (percentile bootstrap intervals at ``confidence`` over ``n_bootstrap`` resamples, seeded by ``random_state``
+        or else by the data, so a call is reproducible), and ``ece`` (expected calibration error, 10 bins). With
+        ``control_prompts`` (benign examples, all negatives) and two classes: ``threshold``, the lowest
+        positive-class probability that flags at most ``target_fpr`` of the control set, ``control_fpr`` (what it
+        flags there), and on the evaluated prompts ``tpr_at_threshold`` and ``fpr_at_threshold``: how a monitor
+        tuned to that false-positive budget would do.
+
         Parameters
         ----------
         prompts : sequence of str
         labels : array-like of shape (n_prompts,)
         remote, batch_size
             Overrides for this call.
+        control_prompts : sequence of str, optional
+        target_fpr : float, default=0.01
+        confidence : float, default=0.95
+        n_bootstrap : int, default=1000
+            0 leaves the intervals out.
 
         Returns
         -------
@@ -1018,12 +1128,15 @@ class Probe(BaseEstimator):
         """
         self._check_fitted()
         y = self._check_labels(prompts, labels)
+        options: dict[str, Any] = {
+            "control_prompts": control_prompts,
+            "target_fpr": target_fpr,
+            "confidence": confidence,
+            "n_bootstrap": n_bootstrap,
+        }
         sweep = getattr(self, "sweep_result_", None)
         if sweep is not None:
-            sweep._warm(prompts, remote, batch_size)
-            layer_results = {
-                layer: sweep.probes[layer].evaluate(prompts, y, remote, batch_size) for layer in sweep.layers
-            }
+            layer_results = sweep.evaluate(prompts, y, remote=remote, batch_size=batch_size, **options)
             key = "r2" if self.task == "regression" else "accuracy"
             best = max(sweep.layers, key=lambda layer: layer_results[layer][key])
             self._adopt(sweep.probes[best])
@@ -1039,8 +1152,62 @@ class Probe(BaseEstimator):
         results = _metrics(self, spec, X, offsets, y)
         results["n_eval"] = len(prompts)
         results["eval_hash"] = _hash(prompts, y)
+        results.update(self._monitor_metrics(spec, X, offsets, y, results["eval_hash"], remote, batch_size, **options))
         self.evaluation_results_ = results
         return results
+
+    def _monitor_metrics(
+        self,
+        spec: PoolingSpec,
+        X: np.ndarray,
+        offsets: np.ndarray | None,
+        y: np.ndarray,
+        eval_hash: str,
+        remote: bool | None,
+        batch_size: int | None,
+        *,
+        control_prompts: Sequence[str] | None,
+        target_fpr: float,
+        confidence: float,
+        n_bootstrap: int,
+    ) -> dict[str, Any]:
+        """Intervals, calibration and the control-set threshold of :meth:`evaluate`."""
+        from fastprobe import metrics
+
+        if self.task == "regression" or not hasattr(self.classifier_, "predict_proba"):
+            if control_prompts is not None:
+                raise InvalidInputError("control_prompts need a classifier with probabilities (predict_proba)")
+            return {}
+        if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
+            raise InvalidInputError(f"n_bootstrap must be an integer >= 0 (0: no intervals); got {n_bootstrap!r}")
+        reduce = PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
+        proba = self._proba(reduce, X, offsets)
+        classes = self.classes_
+        pred = classes[np.argmax(proba, axis=1)]
+        out: dict[str, Any] = {"ece": metrics.expected_calibration_error(y, proba, classes)}
+        binary = len(classes) == 2
+        if n_bootstrap:
+            seed = self.random_state if self.random_state is not None else int(eval_hash[7:23], 16)
+            rng = np.random.default_rng(seed)
+            kw: dict[str, Any] = {"confidence": confidence, "n_resamples": n_bootstrap, "random_state": rng}
+            out["accuracy_ci"] = metrics.accuracy_ci(y, pred, **kw)
+            if binary and len(np.unique(y == classes[1])) == 2:
+                out["auroc_ci"] = metrics.auroc_ci(y == classes[1], proba[:, 1], **kw)
+        if control_prompts is not None:
+            if not binary:
+                raise InvalidInputError(f"control_prompts need two classes; this probe has {len(classes)}")
+            _, Xc, oc = self._inference_rows(_check_prompts(control_prompts, "control_prompts"), remote, batch_size)
+            threshold, control_fpr = metrics.threshold_at_fpr(self._proba(reduce, Xc, oc)[:, 1], target_fpr)
+            flagged = proba[:, 1] > threshold
+            positive = y == classes[1]
+            out |= {
+                "target_fpr": float(target_fpr),
+                "threshold": threshold,
+                "control_fpr": control_fpr,
+                "tpr_at_threshold": float(flagged[positive].mean()) if positive.any() else float("nan"),
+                "fpr_at_threshold": float(flagged[~positive].mean()) if (~positive).any() else float("nan"),
+            }
+        return out
 
     # ------------------------------------------------------------------ precomputed activations
 
@@ -1319,9 +1486,13 @@ class LayerSweepResult:
     Attributes
     ----------
     probes : dict of int to Probe
+    metrics_ : dict of int to dict
+        Every layer's metrics from the last :meth:`evaluate` (also run by :meth:`Probe.evaluate` in sweep mode);
+        :meth:`table` and :meth:`plot` show them.
     """
 
     probes: dict[int, Probe] = field(default_factory=dict)
+    metrics_: dict[int, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def layers(self) -> list[int]:
@@ -1361,6 +1532,108 @@ class LayerSweepResult:
         """Every layer's class probabilities."""
         self._warm(prompts)
         return {layer: self.probes[layer].predict_proba(prompts) for layer in self.layers}
+
+    def evaluate(self, prompts: Sequence[str], labels: Any, **options: Any) -> dict[int, dict[str, Any]]:
+        """Every layer's :meth:`Probe.evaluate` (the same options), after one extraction pass; kept in ``metrics_``.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        labels : array-like of shape (n_prompts,)
+        **options
+            ``remote``, ``batch_size``, ``control_prompts``, ``target_fpr``, ``confidence``, ``n_bootstrap``.
+
+        Returns
+        -------
+        dict of int to dict
+        """
+        control = list(options.get("control_prompts") or [])
+        self._warm(list(_check_prompts(prompts, "prompts")) + control, options.get("remote"), options.get("batch_size"))
+        self.metrics_ = {layer: self.probes[layer].evaluate(prompts, labels, **options) for layer in self.layers}
+        return self.metrics_
+
+    def table(self) -> Any:
+        """Return the metrics of the last :meth:`evaluate`, one row per layer.
+
+        Interval metrics become two columns (``accuracy_ci_low``, ``accuracy_ci_high``, ...).
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            A DataFrame indexed by layer when pandas is installed, else a list of row dicts (each with ``layer``).
+        """
+        if not self.metrics_:
+            raise NotFittedError("no metrics yet; call evaluate(prompts, labels) first")
+        rows = []
+        for layer in self.layers:
+            row: dict[str, Any] = {"layer": layer}
+            for key, value in self.metrics_[layer].items():
+                if isinstance(value, tuple) and len(value) == 2:
+                    row[f"{key}_low"], row[f"{key}_high"] = value
+                elif key != "eval_hash":
+                    row[key] = value
+            rows.append(row)
+        try:
+            import pandas as pd
+        except ImportError:
+            return rows
+        return pd.DataFrame(rows).set_index("layer")
+
+    def plot(self, metric: str | None = None, baseline: Any = None, ax: Any = None) -> tuple[Any, Any]:
+        """Plot a metric of the last :meth:`evaluate` by layer, with its bootstrap interval and a baseline line.
+
+        Parameters
+        ----------
+        metric : str, optional
+            A key of the metrics; default ``"accuracy"`` (``"r2"`` for regression).
+        baseline : float, dict of str to float, or an object with ``get_best()``, optional
+            Drawn as a horizontal dashed line: a score; the best of named scores; or the best result of a baseline
+            battery (``BaselineResults``: its ``get_best()`` gives results with ``name`` and ``score``).
+        ax : matplotlib.axes.Axes, optional
+
+        Returns
+        -------
+        (matplotlib.figure.Figure, matplotlib.axes.Axes)
+        """
+        if not self.metrics_:
+            raise NotFittedError("no metrics yet; call evaluate(prompts, labels) first")
+        first = self.metrics_[self.layers[0]]
+        metric = metric or ("r2" if "r2" in first else "accuracy")
+        if metric not in first:
+            raise UnknownOptionError(f"unknown metric {metric!r}; expected one of: {', '.join(sorted(first))}")
+        plt = _pyplot()
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
+        values = [self.metrics_[layer][metric] for layer in self.layers]
+        ax.plot(self.layers, values, marker="o", label=f"probe {metric}")
+        if all(f"{metric}_ci" in self.metrics_[layer] for layer in self.layers):
+            low, high = zip(*(self.metrics_[layer][f"{metric}_ci"] for layer in self.layers), strict=True)
+            ax.fill_between(self.layers, low, high, alpha=0.25, label="bootstrap interval")
+        name, score = _baseline_line(baseline)
+        if score is not None:
+            ax.axhline(score, linestyle="--", color="grey", label=f"best baseline: {name} ({score:.3f})")
+        ax.set_xlabel("layer")
+        ax.set_ylabel(metric)
+        ax.legend(loc="best", fontsize="small")
+        return fig, ax
+
+
+def _baseline_line(baseline: Any) -> tuple[str, float | None]:
+    """(name, score) of the baseline to draw: a number, the best of a dict, or the best of a battery's results."""
+    if baseline is None:
+        return "", None
+    if isinstance(baseline, (int, float)):
+        return "baseline", float(baseline)
+    if isinstance(baseline, dict):
+        name = max(baseline, key=lambda k: baseline[k])
+        return str(name), float(baseline[name])
+    if hasattr(baseline, "get_best"):
+        best = baseline.get_best(1)
+        best = best[0] if isinstance(best, (list, tuple)) else best
+        return str(best.name), float(best.score)
+    raise InvalidInputError(
+        "baseline must be a number, a dict of scores or baseline results with get_best(); got "
+        f"{type(baseline).__name__}"
+    )
 
 
 def _sweep(

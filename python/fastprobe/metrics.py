@@ -1,0 +1,206 @@
+"""Evaluation beyond point metrics: bootstrap confidence intervals, calibration error, and monitor thresholds.
+
+A probe deployed as a monitor is judged by more than its accuracy on one test set: how far that accuracy could be
+from the truth (:func:`accuracy_ci`, :func:`auroc_ci`), whether its probabilities mean what they say
+(:func:`expected_calibration_error`), and what it catches at the false-positive rate its operators can afford on
+benign traffic (:func:`threshold_at_fpr`). :meth:`fastprobe.Probe.evaluate` reports all of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
+
+__all__ = [
+    "accuracy_ci",
+    "auroc",
+    "auroc_ci",
+    "bootstrap_indices",
+    "expected_calibration_error",
+    "threshold_at_fpr",
+]
+
+
+def _rng(random_state: Any) -> np.random.Generator:
+    return random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
+
+
+def _check_interval(confidence: float, n_resamples: int) -> None:
+    if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
+        raise InvalidInputError(f"confidence must be a number strictly between 0 and 1; got {confidence!r}")
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
+        raise InvalidInputError(f"n_resamples must be an integer >= 1; got {n_resamples!r}")
+
+
+def bootstrap_indices(n: int, n_resamples: int, random_state: Any = None) -> np.ndarray:
+    """Row indices of ``n_resamples`` bootstrap resamples of ``n`` rows (drawn with replacement).
+
+    Parameters
+    ----------
+    n : int
+    n_resamples : int
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    numpy.ndarray of shape (n_resamples, n), int64
+    """
+    return _rng(random_state).integers(0, n, size=(n_resamples, n))
+
+
+def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    tail = (1 - confidence) / 2 * 100
+    lo, hi = np.percentile(values, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def accuracy_ci(
+    y_true: Any, y_pred: Any, *, confidence: float = 0.95, n_resamples: int = 1000, random_state: Any = None
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the accuracy.
+
+    Parameters
+    ----------
+    y_true, y_pred : array-like of shape (n,)
+    confidence : float, default=0.95
+    n_resamples : int, default=1000
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    _check_interval(confidence, n_resamples)
+    correct = np.asarray(y_true) == np.asarray(y_pred)
+    if correct.ndim != 1 or correct.size == 0:
+        raise ShapeMismatchError(
+            f"y_true and y_pred must be two non-empty 1-D arrays of one length; got {correct.shape}"
+        )
+    idx = bootstrap_indices(len(correct), n_resamples, random_state)
+    return _percentiles(correct[idx].mean(axis=1), confidence)
+
+
+def _rank_auroc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """AUROC of each row (Mann-Whitney with average ranks for ties); NaN for a row with a single class."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(scores, axis=-1)
+    n1 = positive.sum(axis=-1)
+    n0 = positive.shape[-1] - n1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((ranks * positive).sum(axis=-1) - n1 * (n1 + 1) / 2) / (n1 * n0)
+
+
+def auroc(y_true: Any, scores: Any) -> float:
+    """Area under the ROC curve of ``scores`` for the binary labels ``y_true`` (True or 1: positive).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+    scores : array-like of shape (n,)
+
+    Returns
+    -------
+    float
+    """
+    positive = np.asarray(y_true).astype(bool)
+    if positive.all() or not positive.any():
+        raise InvalidInputError("AUROC needs both classes in y_true")
+    return float(_rank_auroc(positive, np.asarray(scores, dtype=np.float64)))
+
+
+def auroc_ci(
+    y_true: Any, scores: Any, *, confidence: float = 0.95, n_resamples: int = 1000, random_state: Any = None
+) -> tuple[float, float]:
+    """Percentile bootstrap confidence interval of the AUROC (resamples holding one class only are left out).
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+        Binary labels (True or 1: positive).
+    scores : array-like of shape (n,)
+    confidence : float, default=0.95
+    n_resamples : int, default=1000
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    (low, high) : tuple of float
+    """
+    _check_interval(confidence, n_resamples)
+    positive = np.asarray(y_true).astype(bool)
+    s = np.asarray(scores, dtype=np.float64)
+    if positive.shape != s.shape or positive.ndim != 1:
+        raise ShapeMismatchError(f"y_true {positive.shape} and scores {s.shape} must be 1-D arrays of one length")
+    if positive.all() or not positive.any():
+        raise InvalidInputError("an AUROC interval needs both classes in y_true")
+    idx = bootstrap_indices(len(s), n_resamples, random_state)
+    values = _rank_auroc(positive[idx], s[idx])
+    return _percentiles(values[np.isfinite(values)], confidence)
+
+
+def expected_calibration_error(y_true: Any, proba: Any, classes: Any = None, *, n_bins: int = 10) -> float:
+    """Compute the expected calibration error of the predicted class's probability, over equal-width bins.
+
+    ``sum_b (|b| / n) * |accuracy(b) - mean confidence(b)|``, where a prediction's confidence is its largest class
+    probability and bin ``b`` holds the predictions whose confidence lies in ``((b - 1) / n_bins, b / n_bins]``.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n,)
+    proba : array-like of shape (n, n_classes)
+    classes : array-like of shape (n_classes,), optional
+        The label of each column (default ``0 .. n_classes - 1``).
+    n_bins : int, default=10
+
+    Returns
+    -------
+    float
+    """
+    p = np.asarray(proba, dtype=np.float64)
+    y = np.asarray(y_true)
+    if p.ndim != 2 or len(p) != len(y):
+        raise ShapeMismatchError(f"proba must be (n, n_classes) with n = len(y_true) = {len(y)}; got {p.shape}")
+    if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
+        raise InvalidInputError(f"n_bins must be an integer >= 1; got {n_bins!r}")
+    labels = np.arange(p.shape[1]) if classes is None else np.asarray(classes)
+    confidence = p.max(axis=1)
+    correct = labels[p.argmax(axis=1)] == y
+    bins = np.clip(np.ceil(confidence * n_bins).astype(int) - 1, 0, n_bins - 1)
+    total = 0.0
+    for b in np.unique(bins):
+        members = bins == b
+        total += members.sum() * abs(correct[members].mean() - confidence[members].mean())
+    return float(total / len(y))
+
+
+def threshold_at_fpr(control_scores: Any, target_fpr: float) -> tuple[float, float]:
+    """Find the lowest threshold that flags at most ``target_fpr`` of a control set (flag: score above it).
+
+    How a deployed monitor is tuned: run it on benign (negative) traffic and choose the threshold its operators'
+    false-positive budget allows.
+
+    Parameters
+    ----------
+    control_scores : array-like of shape (n,)
+        Scores (e.g. the positive-class probability) of control examples, all negatives.
+    target_fpr : float
+        In [0, 1).
+
+    Returns
+    -------
+    threshold : float
+    control_fpr : float
+        The fraction of the control set above the threshold (at most ``target_fpr``).
+    """
+    s = np.sort(np.asarray(control_scores, dtype=np.float64).ravel())[::-1]
+    if s.size == 0:
+        raise InvalidInputError("the control set is empty; give at least one control example")
+    if not (isinstance(target_fpr, (int, float)) and 0 <= target_fpr < 1):
+        raise InvalidInputError(f"target_fpr must be a number in [0, 1); got {target_fpr!r}")
+    allowed = int(np.floor(target_fpr * s.size + 1e-9))
+    threshold = float(s[allowed])  # scores strictly above the (allowed + 1)-th largest: at most `allowed` of them
+    return threshold, float(np.mean(s > threshold))
