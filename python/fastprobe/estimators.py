@@ -67,6 +67,21 @@ def _encode_classes(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(indices, dtype=np.int64)
 
 
+def _warn_not_converged(est: BaseEstimator, stacklevel: int) -> None:
+    warnings.warn(
+        f"{type(est).__name__} did not converge in max_iter={est.max_iter} iterations; increase max_iter or "
+        "standardize the features",
+        ConvergenceWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _binary_proba(scores: np.ndarray) -> np.ndarray:
+    """Two-column probabilities ``[1 - sigmoid(s), sigmoid(s)]`` of binary scores."""
+    p1 = 1.0 / (1.0 + np.exp(-scores))
+    return np.column_stack([1.0 - p1, p1])
+
+
 class _LinearClassifier:
     """``decision_function`` and ``predict`` of a fitted linear classifier (``coef_`` rows, ``intercept_``)."""
 
@@ -443,12 +458,7 @@ class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
         def finish(est: LogisticProbe, raw: Any) -> None:
             ((coef, intercept, n_iter, converged),) = raw
             if not converged:
-                warnings.warn(
-                    f"LogisticProbe did not converge in max_iter={est.max_iter} iterations; increase max_iter or "
-                    "standardize the features",
-                    ConvergenceWarning,
-                    stacklevel=4,
-                )
+                _warn_not_converged(est, stacklevel=4)
             est.coef_ = coef
             est.intercept_ = intercept
             est.n_iter_ = np.array([max(int(n_iter), 1)])
@@ -460,8 +470,7 @@ class LogisticProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
         """Class probabilities, columns in ``classes_`` order."""
         scores = self.decision_function(X)
         if scores.ndim == 1:
-            p1 = 1.0 / (1.0 + np.exp(-scores))
-            return np.column_stack([1.0 - p1, p1])
+            return _binary_proba(scores)
         scores = scores - scores.max(axis=1, keepdims=True)
         e = np.exp(scores)
         return e / e.sum(axis=1, keepdims=True)
@@ -566,12 +575,7 @@ class GroupLassoProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
             self.n_threads,
         )
         if not converged:
-            warnings.warn(
-                f"GroupLassoProbe did not converge in max_iter={self.max_iter} iterations; increase max_iter or "
-                "standardize the features",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
+            _warn_not_converged(self, stacklevel=2)
         self.coef_ = coef[None, :]
         self.intercept_ = np.array([intercept])
         self.group_norms_ = norms
@@ -582,8 +586,7 @@ class GroupLassoProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities, columns in ``classes_`` order."""
-        p1 = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p1, p1])
+        return _binary_proba(self.decision_function(X))
 
 
 class MassMeanProbe(ClassifierMixin, BaseEstimator):
