@@ -297,12 +297,18 @@ def test_matches_lmprobe_on_a_tiny_model(exact_cache: Any, tmp_path: Path, monke
     assert (
         a["eval_hash"] == b["eval_hash"] and a["accuracy"] == b["accuracy"] and a["auroc"] == pytest.approx(b["auroc"])
     )
+    for metric in ("l2", "l1", "mean_abs", "max_abs"):
+        np.testing.assert_allclose(
+            ours.compute_layer_importance(metric), theirs.compute_layer_importance(metric), rtol=0.05
+        )
+    assert ours.candidate_layers_ == list(theirs.candidate_layers_) == [1, 3]
     # lmprobe's pickle loads with trust_pickle=True, and predicts as lmprobe does.
     theirs.save(str(tmp_path / "lm.pkl"))
     with pytest.raises(FastprobeError, match="is a pickle .*pass trust_pickle=True"):
         Probe.load(tmp_path / "lm.pkl")
     loaded = Probe.load(tmp_path / "lm.pkl", trust_pickle=True)
     np.testing.assert_allclose(loaded.predict_proba(TEST), theirs.predict_proba(TEST), atol=1e-3)
+    np.testing.assert_allclose(loaded.compute_layer_importance("max_abs"), theirs.compute_layer_importance("max_abs"))
 
 
 # ---------------------------------------------------------------------------------------------- sweeps

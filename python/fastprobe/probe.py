@@ -1329,6 +1329,11 @@ class Probe(BaseEstimator):
         probe.n_features_in_ = getattr(scaler, "n_features_in_", None)
         probe.model_fingerprint_ = None
         probe.sweep_result_ = None
+        probe.selected_layers_ = list(selected) if selected else None
+        candidates = state.get("candidate_layers_")
+        probe.candidate_layers_ = list(candidates) if candidates is not None else None
+        importances = state.get("layer_importances_")
+        probe.layer_importances_ = None if importances is None else np.asarray(importances, dtype=np.float64)
         return probe
 
     # ------------------------------------------------------------------ sweeps
