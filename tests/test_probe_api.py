@@ -615,3 +615,26 @@ def test_the_cache_keeps_pooled_vectors_only_unless_a_pooling_needs_tokens(
     monkeypatch.setenv("FASTPROBE_CACHE_TOKENS", "some")
     with pytest.raises(UnknownOptionError, match="FASTPROBE_CACHE_TOKENS='some'; expected one of: auto, always"):
         Probe(model=model, layers=[1], random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+
+
+def test_a_saved_file_is_never_taken_for_a_pickle_and_an_ensemble_file_names_its_loader(tmp_path: Path) -> None:
+    """A safetensors file starts with its header length: when that length's low byte is 0x80 (one file in 256), the
+    file's first byte is a pickle's, and only the header's "{" tells them apart."""
+    from safetensors.numpy import save
+
+    from fastprobe import _persist
+    from fastprobe.ensemble import ProbeEnsemble
+
+    for pad in range(256):
+        meta = {"format": _persist.MAGIC, "state": json.dumps({"x": 1}), "pad": "p" * pad}
+        data = save({"a": np.zeros(1, np.float32)}, metadata=meta)
+        if data[0] == 0x80:
+            break
+    (tmp_path / "x.safetensors").write_bytes(data)
+    kind, doc, _ = _persist.read(tmp_path / "x.safetensors")
+    assert data[0] == 0x80 and kind == "fastprobe" and doc == {"x": 1}
+    model = tiny_model("llama")
+    ensemble = ProbeEnsemble([Probe(model=model, layers=1), Probe(model=model, layers=2)]).fit(TRAIN_POS, TRAIN_NEG)
+    ensemble.save(tmp_path / "ens.fp")
+    with pytest.raises(FastprobeError, match="holds a ProbeEnsemble, not a single probe; load it with ProbeEnsemble"):
+        Probe.load(tmp_path / "ens.fp")

@@ -6,6 +6,7 @@ The public API is this package; the compiled ``fastprobe._core`` module is priva
 from __future__ import annotations
 
 from fastprobe import _core
+from fastprobe.ensemble import ProbeEnsemble
 from fastprobe.exceptions import (
     CorruptStoreError,
     FastprobeError,
@@ -44,6 +45,7 @@ __all__ = [
     "MissingActivationsError",
     "NotFittedError",
     "Probe",
+    "ProbeEnsemble",
     "ShapeMismatchError",
     "UnknownOptionError",
     "__version__",

@@ -212,7 +212,9 @@ def read(path: str | os.PathLike[str]) -> tuple[str, Any, dict[str, np.ndarray]]
             data = f.read()
     except OSError as err:
         raise FastprobeIOError(f"could not read a probe from {target!r}: {err}") from err
-    if data[:1] == b"\x80":
+    # A pickle (protocol 2 and later) starts with the PROTO opcode 0x80; a safetensors file starts with its header
+    # length (little-endian u64, whose first byte may be 0x80 too) and then the JSON header's "{".
+    if data[:1] == b"\x80" and data[8:9] != b"{":
         return "pickle", None, {}
     try:
         header_len = int.from_bytes(data[:8], "little")

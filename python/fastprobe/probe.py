@@ -1290,6 +1290,10 @@ class Probe(BaseEstimator):
                 )
             return cls._from_lmprobe(path, model)
         tree = _persist.decode(doc, arrays, trust_pickle=trust_pickle)
+        if not isinstance(tree, dict) or "params" not in tree:
+            kind_name = tree.get("kind") if isinstance(tree, dict) else None
+            hint = "; load it with ProbeEnsemble.load" if kind_name == "ProbeEnsemble" else ""
+            raise FastprobeError(f"{str(path)!r} holds a {kind_name or 'different object'}, not a single probe{hint}")
         params = tree["params"]
         if model is not None:
             params["model"] = model
