@@ -72,6 +72,7 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) benches/extraction_vs_lmprobe.py --out bench-results/extraction.json
 	$(PY) benches/probe_vs_lmprobe.py --out bench-results/probe.json
 	$(PY) benches/ensemble_vs_lmprobe.py --out bench-results/ensemble.json
+	$(PY) benches/baselines_vs_lmprobe.py --out bench-results/baselines.json
 	cargo bench -p fastprobe-core --quiet
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).

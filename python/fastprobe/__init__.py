@@ -6,6 +6,14 @@ The public API is this package; the compiled ``fastprobe._core`` module is priva
 from __future__ import annotations
 
 from fastprobe import _core
+from fastprobe.baselines import (
+    ActivationBaseline,
+    BaselineBattery,
+    BaselineNotFoundError,
+    BaselineProbe,
+    BaselineResult,
+    BaselineResults,
+)
 from fastprobe.ensemble import ProbeEnsemble
 from fastprobe.exceptions import (
     CorruptStoreError,
@@ -35,7 +43,13 @@ from fastprobe.store import (
 __version__: str = _core.__version__
 
 __all__ = [
+    "ActivationBaseline",
     "ActivationStore",
+    "BaselineBattery",
+    "BaselineNotFoundError",
+    "BaselineProbe",
+    "BaselineResult",
+    "BaselineResults",
     "CorruptStoreError",
     "FastprobeError",
     "FastprobeIOError",
