@@ -62,7 +62,8 @@ from fastprobe.exceptions import (
     UnknownOptionError,
 )
 from fastprobe.layers import LayerSpec, resolve_layers
-from fastprobe.probe import _as_array, _check_prompts, _Context, _context, _extract, _identity, _looks_like_labels
+from fastprobe.probe import _as_array, _check_prompts, _Context, _context, _extract, _identity
+from fastprobe.probe import _training_data as _probe_training_data
 
 __all__ = [
     "ACTIVATION_METHODS",
@@ -134,31 +135,7 @@ class BaselineNotFoundError(UnknownOptionError, KeyError):
 
 def _training_data(first: Any, second: Any) -> tuple[list[str], np.ndarray]:
     """``fit(positive, negative)`` or ``fit(prompts, labels)`` -> (prompts, labels), with :class:`Probe`'s checks."""
-    if second is None:
-        raise InvalidInputError(
-            "fit needs a second argument: negative prompts (fit(positive, negative)) or one label per prompt "
-            "(fit(prompts, labels)); got None"
-        )
-    prompts = _check_prompts(first, "the prompts")
-    if _looks_like_labels(second):
-        y = _as_array(second)
-        if y.ndim != 1:
-            raise ShapeMismatchError(f"labels must be 1-D (one per prompt); got shape {y.shape}")
-        if len(y) != len(prompts):
-            raise ShapeMismatchError(f"got {len(prompts)} prompts but {len(y)} labels; give one label per prompt")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise InvalidInputError("labels contain NaN or infinity")
-    else:
-        negatives = _check_prompts(second, "the negative prompts")
-        y = np.concatenate([np.ones(len(prompts), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)])
-        prompts = prompts + negatives
-    if not prompts:
-        raise InvalidInputError("no training prompts were given")
-    classes = np.unique(y)
-    if len(classes) < 2:
-        raise InvalidInputError(
-            f"training data has a single class ({classes.tolist()}); a baseline classifier needs at least two"
-        )
+    prompts, y, _ = _probe_training_data(first, second)
     return prompts, y
 
 

@@ -165,6 +165,44 @@ def _check_prompts(prompts: Any, what: str) -> list[str]:
     return out
 
 
+def _training_data(
+    first: Any, second: Any, sample_weight: Any = None, *, classification: bool = True
+) -> tuple[list[str], np.ndarray, np.ndarray | None]:
+    """``fit(positive, negative)`` or ``fit(prompts, labels)`` -> (prompts, labels, weights), checked."""
+    if second is None:
+        raise InvalidInputError(
+            "fit needs a second argument: negative prompts (fit(positive, negative)) or one label per prompt "
+            "(fit(prompts, labels)); got None"
+        )
+    prompts = _check_prompts(first, "the prompts")
+    if _looks_like_labels(second):
+        y = _as_array(second)
+        if y.ndim != 1:
+            raise ShapeMismatchError(f"labels must be 1-D (one per prompt); got shape {y.shape}")
+        if len(y) != len(prompts):
+            raise ShapeMismatchError(f"got {len(prompts)} prompts but {len(y)} labels; give one label per prompt")
+    else:
+        negatives = _check_prompts(second, "the negative prompts")
+        y = np.concatenate([np.ones(len(prompts), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)])
+        prompts = prompts + negatives
+    if not prompts:
+        raise InvalidInputError("no training prompts were given")
+    if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
+        raise InvalidInputError("labels contain NaN or infinity")
+    if classification:
+        classes = np.unique(y)
+        if len(classes) < 2:
+            raise InvalidInputError(
+                f"training data has a single class ({classes.tolist()}); a classifier needs at least two"
+            )
+    w = None
+    if sample_weight is not None:
+        w = np.asarray(sample_weight, dtype=np.float64)
+        if w.shape != (len(prompts),):
+            raise ShapeMismatchError(f"sample_weight: expected shape ({len(prompts)},), got {w.shape}")
+    return prompts, y, w
+
+
 def _looks_like_labels(second: Any) -> bool:
     if second is None or isinstance(second, str):
         return False
@@ -465,38 +503,7 @@ class Probe(BaseEstimator):
     def _training_data(
         self, first: Any, second: Any, sample_weight: Any
     ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
-        if second is None:
-            raise InvalidInputError(
-                "fit needs a second argument: negative prompts (fit(positive, negative)) or one label per prompt "
-                "(fit(prompts, labels)); got None"
-            )
-        prompts = _check_prompts(first, "the prompts")
-        if _looks_like_labels(second):
-            y = _as_array(second)
-            if y.ndim != 1:
-                raise ShapeMismatchError(f"labels must be 1-D (one per prompt); got shape {y.shape}")
-            if len(y) != len(prompts):
-                raise ShapeMismatchError(f"got {len(prompts)} prompts but {len(y)} labels; give one label per prompt")
-        else:
-            negatives = _check_prompts(second, "the negative prompts")
-            y = np.concatenate([np.ones(len(prompts), dtype=np.int64), np.zeros(len(negatives), dtype=np.int64)])
-            prompts = prompts + negatives
-        if not prompts:
-            raise InvalidInputError("no training prompts were given")
-        if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
-            raise InvalidInputError("labels contain NaN or infinity")
-        if self.task == "classification":
-            classes = np.unique(y)
-            if len(classes) < 2:
-                raise InvalidInputError(
-                    f"training data has a single class ({classes.tolist()}); a classifier needs at least two"
-                )
-        w = None
-        if sample_weight is not None:
-            w = np.asarray(sample_weight, dtype=np.float64)
-            if w.shape != (len(prompts),):
-                raise ShapeMismatchError(f"sample_weight: expected shape ({len(prompts)},), got {w.shape}")
-        return prompts, y, w
+        return _training_data(first, second, sample_weight, classification=self.task == "classification")
 
     # ------------------------------------------------------------------ fitting on features
 
