@@ -15,6 +15,7 @@ __all__ = [
     "__version__",
     "effective_threads",
     "fit_scaler",
+    "group_lasso_fit",
     "logistic_path",
     "mass_mean_fit",
     "pool_padded",
