@@ -24,7 +24,6 @@ Run with ``make bench`` or ``python benches/baselines_vs_lmprobe.py``; writes ``
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import shutil
@@ -53,27 +52,11 @@ BASELINES = (
 
 
 def split(limit: int | None = None) -> tuple[list[str], list[str], list[str], list[int]]:
-    """(positive train, negative train, test prompts, test labels): the seeded 1,000 / 496 split."""
-    import numpy as np
+    """(positive train, negative train, test prompts, test labels): the seeded split of benches/probe_vs_lmprobe.py."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from probe_vs_lmprobe import split as probe_split
 
-    path = Path(os.environ.get("FASTPROBE_DATA_DIR", ROOT.parent / "shared" / "data")) / "cities.csv"
-    if path.is_file():
-        with path.open() as f:
-            rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
-    else:
-        from fastprobe.datasets import city_facts
-
-        facts = city_facts(seed=0)
-        rows = list(zip(facts.statements, [int(v) for v in facts.labels], strict=True))
-    order = np.random.default_rng(0).permutation(len(rows))
-    if limit is not None:
-        order = order[:limit]
-    n_train = round(len(order) * 1000 / 1496)
-    train = [rows[i] for i in order[:n_train]]
-    test = [rows[i] for i in order[n_train:]]
-    pos = [s for s, y in train if y == 1]
-    neg = [s for s, y in train if y == 0]
-    return pos, neg, [s for s, _ in test], [y for _, y in test]
+    return probe_split(limit)
 
 
 def prelude(model: str) -> None:

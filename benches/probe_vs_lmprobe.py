@@ -36,9 +36,15 @@ def split(limit: int | None = None) -> tuple[list[str], list[str], list[str], li
     """(positive train, negative train, test prompts, test labels): the seeded 1,000 / 496 split."""
     import numpy as np
 
-    base = Path(os.environ.get("FASTPROBE_DATA_DIR", ROOT.parent / "shared" / "data"))
-    with (base / "cities.csv").open() as f:
-        rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
+    path = Path(os.environ.get("FASTPROBE_DATA_DIR", ROOT.parent / "shared" / "data")) / "cities.csv"
+    if path.is_file():
+        with path.open() as f:
+            rows = [(r["statement"], int(r["label"])) for r in csv.DictReader(f)]
+    else:  # a clone away from ../shared: the built-in city statements
+        from fastprobe.datasets import city_facts
+
+        facts = city_facts(seed=0)
+        rows = list(zip(facts.statements, [int(v) for v in facts.labels], strict=True))
     order = np.random.default_rng(0).permutation(len(rows))
     if limit is not None:
         order = order[:limit]

@@ -439,7 +439,73 @@ def _sentence_encoder(name: str, device: str) -> Any:
 # ---------------------------------------------------------------------------------------------- BaselineProbe
 
 
-class BaselineProbe(BaseEstimator):
+class _PromptClassifier:
+    """``predict``, ``predict_proba`` and ``score`` of a fitted baseline, from its ``_inference(prompts)`` features."""
+
+    classifier_: Any
+
+    def _inference(self, prompts: Sequence[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def _check_fitted(self) -> None:
+        if getattr(self, "classifier_", None) is None:
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
+
+    def predict(self, prompts: Sequence[str]) -> np.ndarray:
+        """Predict the class of each prompt.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+
+        Returns
+        -------
+        numpy.ndarray of shape (n_prompts,)
+
+        Raises
+        ------
+        NotFittedError
+            Before :meth:`fit`.
+        """
+        X = self._inference(prompts)  # checks that the baseline is fitted first
+        return np.asarray(self.classifier_.predict(X))
+
+    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
+        """Class probabilities of each prompt, shape ``(n_prompts, n_classes)``, columns in ``classes_`` order.
+
+        Raises
+        ------
+        InvalidInputError
+            If the classifier has no ``predict_proba``.
+        NotFittedError
+            Before :meth:`fit`.
+        """
+        self._check_fitted()
+        if not hasattr(self.classifier_, "predict_proba"):
+            raise InvalidInputError(
+                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
+                "with probabilities (e.g. 'logistic_regression')"
+            )
+        return np.asarray(self.classifier_.predict_proba(self._inference(prompts)), dtype=np.float64)
+
+    def score(self, prompts: Sequence[str], labels: Any) -> float:
+        """Accuracy on labelled prompts.
+
+        Parameters
+        ----------
+        prompts : sequence of str
+        labels : array-like of shape (n_prompts,)
+
+        Returns
+        -------
+        float
+        """
+        self._check_fitted()
+        y = _labels_for(prompts, labels)
+        return float(np.mean(self.predict(prompts) == y))
+
+
+class BaselineProbe(_PromptClassifier, BaseEstimator):
     """A text-only baseline: a classifier on features of the prompt text, not on the model's activations.
 
     Parameters
@@ -681,64 +747,9 @@ class BaselineProbe(BaseEstimator):
             evict()
         return self
 
-    def _check_fitted(self) -> None:
-        if getattr(self, "classifier_", None) is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
-
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        """Predict the class of each prompt.
-
-        Parameters
-        ----------
-        prompts : sequence of str
-
-        Returns
-        -------
-        numpy.ndarray of shape (n_prompts,)
-
-        Raises
-        ------
-        NotFittedError
-            Before :meth:`fit`.
-        """
+    def _inference(self, prompts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
-        X = self._features(_inference_prompts(prompts), fit=False)
-        return np.asarray(self.classifier_.predict(self._matrix(X)))
-
-    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
-        """Class probabilities of each prompt, shape ``(n_prompts, n_classes)``, columns in ``classes_`` order.
-
-        Raises
-        ------
-        InvalidInputError
-            If the classifier has no ``predict_proba``.
-        NotFittedError
-            Before :meth:`fit`.
-        """
-        self._check_fitted()
-        if not hasattr(self.classifier_, "predict_proba"):
-            raise InvalidInputError(
-                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
-                "with probabilities (e.g. 'logistic_regression')"
-            )
-        X = self._features(_inference_prompts(prompts), fit=False)
-        return np.asarray(self.classifier_.predict_proba(self._matrix(X)), dtype=np.float64)
-
-    def score(self, prompts: Sequence[str], labels: Any) -> float:
-        """Accuracy on labelled prompts.
-
-        Parameters
-        ----------
-        prompts : sequence of str
-        labels : array-like of shape (n_prompts,)
-
-        Returns
-        -------
-        float
-        """
-        self._check_fitted()
-        y = _labels_for(prompts, labels)
-        return float(np.mean(self.predict(prompts) == y))
+        return self._matrix(self._features(_inference_prompts(prompts), fit=False))
 
     # ------------------------------------------------------------------ inspection
 
@@ -811,7 +822,7 @@ class BaselineProbe(BaseEstimator):
 # ---------------------------------------------------------------------------------------------- ActivationBaseline
 
 
-class ActivationBaseline(BaseEstimator):
+class ActivationBaseline(_PromptClassifier, BaseEstimator):
     """A classifier on the model's activations seen through a weak lens, to test whether a probe's direction matters.
 
     Parameters
@@ -1011,10 +1022,6 @@ class ActivationBaseline(BaseEstimator):
         evict()
         return self
 
-    def _check_fitted(self) -> None:
-        if getattr(self, "classifier_", None) is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
-
     def _inference(self, prompts: Sequence[str]) -> np.ndarray:
         self._check_fitted()
         self._check_params()
@@ -1024,51 +1031,6 @@ class ActivationBaseline(BaseEstimator):
         X = _activations(ctx, prompts, self.layers_, self.pooling, int(self.batch_size))
         self._check_width(X)
         return self._project(X, fit=False)
-
-    def predict(self, prompts: Sequence[str]) -> np.ndarray:
-        """Predict the class of each prompt, shape ``(n_prompts,)``.
-
-        Raises
-        ------
-        NotFittedError
-            Before :meth:`fit`.
-        """
-        X = self._inference(prompts)
-        return np.asarray(self.classifier_.predict(X))
-
-    def predict_proba(self, prompts: Sequence[str]) -> np.ndarray:
-        """Class probabilities of each prompt, shape ``(n_prompts, n_classes)``, columns in ``classes_`` order.
-
-        Raises
-        ------
-        InvalidInputError
-            If the classifier has no ``predict_proba``.
-        NotFittedError
-            Before :meth:`fit`.
-        """
-        self._check_fitted()
-        if not hasattr(self.classifier_, "predict_proba"):
-            raise InvalidInputError(
-                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
-                "with probabilities (e.g. 'logistic_regression')"
-            )
-        return np.asarray(self.classifier_.predict_proba(self._inference(prompts)), dtype=np.float64)
-
-    def score(self, prompts: Sequence[str], labels: Any) -> float:
-        """Accuracy on labelled prompts.
-
-        Parameters
-        ----------
-        prompts : sequence of str
-        labels : array-like of shape (n_prompts,)
-
-        Returns
-        -------
-        float
-        """
-        self._check_fitted()
-        y = _labels_for(prompts, labels)
-        return float(np.mean(self.predict(prompts) == y))
 
 
 # ---------------------------------------------------------------------------------------------- results

@@ -43,6 +43,8 @@ from fastprobe.probe import (
     _hash,
     _identity,
     _needs_tokens,
+    _proba_spec,
+    classification_metrics,
 )
 
 __all__ = ["VOTING", "ProbeEnsemble"]
@@ -655,7 +657,7 @@ class ProbeEnsemble:
                 if kind == "proba":
                     out[kind].append(m.probe._proba(spec, X, offsets))
                 elif kind == "prompt_proba":
-                    per_prompt = PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
+                    per_prompt = _proba_spec(spec)
                     out[kind].append(m.probe._proba(per_prompt, X, offsets))
                 else:
                     out[kind].append(np.asarray(m.probe._labels(spec, X, offsets)))
@@ -792,8 +794,6 @@ class ProbeEnsemble:
         -------
         dict
         """
-        from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
-
         classes = self._check_fitted()
         y = _labels(prompts, labels)
         has_proba = all(hasattr(p.classifier_, "predict_proba") for p in self.probes_)
@@ -807,19 +807,7 @@ class ProbeEnsemble:
             pred = np.asarray(classes[np.argmax(proba, axis=1)])
         else:
             pred = self._vote(out["labels"], classes)
-        binary = len(classes) == 2
-        avg: dict[str, Any] = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "macro"}
-        results: dict[str, Any] = {
-            "accuracy": float(accuracy_score(y, pred)),
-            "f1": float(f1_score(y, pred, zero_division=0, **avg)),
-            "precision": float(precision_score(y, pred, zero_division=0, **avg)),
-            "recall": float(recall_score(y, pred, zero_division=0, **avg)),
-        }
-        if proba is not None and len(np.unique(y)) >= 2:
-            if binary:
-                results["auroc"] = float(roc_auc_score(y == classes[1], proba[:, 1]))
-            elif set(np.unique(y).tolist()) <= set(classes.tolist()):
-                results["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+        results = classification_metrics(y, pred, proba, classes)
         results["n_eval"] = len(y)
         results["eval_hash"] = _hash(list(prompts), y)
         self.evaluation_results_ = results

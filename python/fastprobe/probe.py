@@ -692,6 +692,10 @@ class Probe(BaseEstimator):
         columns = np.concatenate([np.arange(g * h, (g + 1) * h) for g in chosen])
         return np.ascontiguousarray(X[:, columns]), self.selected_layers_
 
+    def _layer_blocks(self) -> list[int]:
+        """Return the layers of the feature blocks: ``layers_``, else block numbers (``fit_from_activations``)."""
+        return list(getattr(self, "layers_", None) or range(getattr(self, "_n_blocks", 1)))
+
     def compute_layer_importance(self, metric: str = "l2", normalize: bool = True) -> np.ndarray:
         """How much of the fitted classifier's weight falls on each layer.
 
@@ -736,7 +740,7 @@ class Probe(BaseEstimator):
         coef = np.atleast_2d(np.asarray(coef, dtype=np.float64))
         if self.mass_mean_direction_ is not None:
             coef = coef[:, :-1]
-        layers = list(getattr(self, "layers_", None) or range(getattr(self, "_n_blocks", 1)))
+        layers = self._layer_blocks()
         if coef.shape[1] % len(layers):
             raise InvalidInputError(
                 f"{coef.shape[1]} coefficients cannot be split into {len(layers)} equal layer blocks"
@@ -823,7 +827,7 @@ class Probe(BaseEstimator):
             w = w + along * self.mass_mean_direction_
         if self.scaler_ is not None:
             w = w / np.asarray(self.scaler_.scale_, dtype=np.float64)
-        layers = list(getattr(self, "layers_", None) or range(getattr(self, "_n_blocks", 1)))
+        layers = self._layer_blocks()
         blocks = w.reshape(len(layers), -1)
         if normalize:
             norms = np.linalg.norm(blocks, axis=1, keepdims=True)
@@ -1156,18 +1160,17 @@ class Probe(BaseEstimator):
             self.evaluation_results_ = results
             return results
         spec, X, offsets = self._inference_rows(prompts, remote, batch_size)
-        results = _metrics(self, spec, X, offsets, y)
+        results, proba = _metrics(self, spec, X, offsets, y)
         results["n_eval"] = len(prompts)
         results["eval_hash"] = _hash(prompts, y)
-        results.update(self._monitor_metrics(spec, X, offsets, y, results["eval_hash"], remote, batch_size, **options))
+        results.update(self._monitor_metrics(spec, proba, y, results["eval_hash"], remote, batch_size, **options))
         self.evaluation_results_ = results
         return results
 
     def _monitor_metrics(
         self,
         spec: PoolingSpec,
-        X: np.ndarray,
-        offsets: np.ndarray | None,
+        proba: np.ndarray | None,
         y: np.ndarray,
         eval_hash: str,
         remote: bool | None,
@@ -1178,17 +1181,18 @@ class Probe(BaseEstimator):
         confidence: float,
         n_bootstrap: int,
     ) -> dict[str, Any]:
-        """Intervals, calibration and the control-set threshold of :meth:`evaluate`."""
+        """Compute the intervals, calibration and control-set threshold of :meth:`evaluate`.
+
+        ``proba`` is the evaluated prompts' class probabilities (None without them).
+        """
         from fastprobe import metrics
 
-        if self.task == "regression" or not hasattr(self.classifier_, "predict_proba"):
+        if proba is None:
             if control_prompts is not None:
                 raise InvalidInputError("control_prompts need a classifier with probabilities (predict_proba)")
             return {}
         if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, (int, np.integer)) or n_bootstrap < 0:
             raise InvalidInputError(f"n_bootstrap must be an integer >= 0 (0: no intervals); got {n_bootstrap!r}")
-        reduce = PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
-        proba = self._proba(reduce, X, offsets)
         classes = self.classes_
         pred = classes[np.argmax(proba, axis=1)]
         out: dict[str, Any] = {"ece": metrics.expected_calibration_error(y, proba, classes)}
@@ -1204,7 +1208,7 @@ class Probe(BaseEstimator):
             if not binary:
                 raise InvalidInputError(f"control_prompts need two classes; this probe has {len(classes)}")
             _, Xc, oc = self._inference_rows(_check_prompts(control_prompts, "control_prompts"), remote, batch_size)
-            threshold, control_fpr = metrics.threshold_at_fpr(self._proba(reduce, Xc, oc)[:, 1], target_fpr)
+            threshold, control_fpr = metrics.threshold_at_fpr(self._proba(_proba_spec(spec), Xc, oc)[:, 1], target_fpr)
             flagged = proba[:, 1] > threshold
             positive = y == classes[1]
             out |= {
@@ -1449,36 +1453,43 @@ def _pad(rows: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     return out
 
 
+def _proba_spec(spec: PoolingSpec) -> PoolingSpec:
+    """Return the pooling that gives one probability row per prompt (``"all"`` averages its token scores)."""
+    return PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
+
+
 def _metrics(
     probe: Probe, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None, y: np.ndarray
-) -> dict[str, Any]:
-    from sklearn.metrics import (
-        accuracy_score,
-        f1_score,
-        mean_absolute_error,
-        mean_squared_error,
-        precision_score,
-        r2_score,
-        recall_score,
-        roc_auc_score,
-    )
+) -> tuple[dict[str, Any], np.ndarray | None]:
+    """Point metrics of :meth:`Probe.evaluate`, and the per-prompt class probabilities (None without them)."""
+    from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     if probe.task == "regression":
         pred = probe._labels(spec, X, offsets)
-        return {
+        scores = {
             "r2": float(r2_score(y, pred)),
             "mse": float(mean_squared_error(y, pred)),
             "mae": float(mean_absolute_error(y, pred)),
         }
+        return scores, None
     classes = probe.classes_
-    clf = probe.classifier_
     proba = None
-    if hasattr(clf, "predict_proba"):
-        reduce = PoolingSpec("mean", "score") if spec.stage == "tokens" else spec
-        proba = probe._proba(reduce, X, offsets)
+    if hasattr(probe.classifier_, "predict_proba"):
+        proba = probe._proba(_proba_spec(spec), X, offsets)
         pred = np.asarray(classes[np.argmax(proba, axis=1)])
     else:
         pred = probe._labels(spec, X, offsets)
+    return classification_metrics(y, pred, proba, classes), proba
+
+
+def classification_metrics(y: np.ndarray, pred: np.ndarray, proba: np.ndarray | None, classes: Any) -> dict[str, Any]:
+    """Compute accuracy, f1, precision and recall, and the AUROC when there are probabilities.
+
+    f1, precision and recall are those of ``classes[1]`` for two classes, macro averages beyond; the AUROC needs at
+    least two classes in ``y``.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
     binary = len(classes) == 2
     avg: dict[str, Any] = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "macro"}
     out: dict[str, Any] = {
@@ -1490,7 +1501,7 @@ def _metrics(
     if proba is not None and len(np.unique(y)) >= 2:
         if binary:
             out["auroc"] = float(roc_auc_score(y == classes[1], proba[:, 1]))
-        elif set(np.unique(y)) <= set(classes.tolist()):
+        elif set(np.unique(y).tolist()) <= set(np.asarray(classes).tolist()):
             out["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
     return out
 

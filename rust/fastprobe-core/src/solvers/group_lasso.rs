@@ -82,14 +82,8 @@ impl Problem<'_> {
                     if wi == 0.0 {
                         continue;
                     }
-                    let view = self.x.row(i);
-                    let owned;
-                    let row: &[f32] = if let Some(slice) = view.as_slice() {
-                        slice
-                    } else {
-                        owned = view.to_vec();
-                        &owned
-                    };
+                    let row = super::row_slice(self.x, i);
+                    let row: &[f32] = &row;
                     let z = b + dot_mixed(row, beta);
                     let yi = if self.y[i] == 1 { 1.0 } else { 0.0 };
                     loss += wi * (z.max(0.0) + (-z.abs()).exp().ln_1p() - yi * z);

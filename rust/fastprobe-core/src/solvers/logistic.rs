@@ -84,14 +84,8 @@ impl Problem<'_> {
                     if wi == 0.0 {
                         continue;
                     }
-                    let view = self.x.row(i);
-                    let owned;
-                    let row: &[f32] = if let Some(slice) = view.as_slice() {
-                        slice
-                    } else {
-                        owned = view.to_vec();
-                        &owned
-                    };
+                    let row = super::row_slice(self.x, i);
+                    let row: &[f32] = &row;
                     for (c, zc) in z.iter_mut().enumerate() {
                         *zc = bias.get(c).copied().unwrap_or(0.0) + dot_mixed(row, &coef[c * d..(c + 1) * d]);
                     }

@@ -43,6 +43,16 @@ pub fn check_design(x: ArrayView2<'_, f32>, min_samples: usize) -> Result<(usize
     Ok((n, d))
 }
 
+/// Row `i` of `x` as a slice: borrowed when the row is contiguous, copied otherwise.
+#[must_use]
+pub fn row_slice(x: ArrayView2<'_, f32>, i: usize) -> std::borrow::Cow<'_, [f32]> {
+    let row = x.index_axis_move(ndarray::Axis(0), i);
+    match row.to_slice() {
+        Some(slice) => std::borrow::Cow::Borrowed(slice),
+        None => std::borrow::Cow::Owned(row.to_vec()),
+    }
+}
+
 /// Validated sample weights: all ones when `None`.
 ///
 /// # Errors
