@@ -15,7 +15,7 @@ RUST_SOURCES := Cargo.toml Cargo.lock $(shell find rust -name '*.rs' -o -name Ca
 export PYTHONUNBUFFERED := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help venv dev demo test test-rust test-python lint fmt bench lock clean
+.PHONY: help venv dev demo test test-rust test-python lint fmt bench conformance lock clean
 
 help: ## List the targets.
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-12s %s\n", $$1, $$2}'
@@ -75,9 +75,12 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) benches/baselines_vs_lmprobe.py --out bench-results/baselines.json
 	cargo bench -p fastprobe-core --quiet
 
+conformance: $(EXT) ## lmprobe 0.10.3's own test suite against fastprobe (downloads its sdist; prints kept/total).
+	$(PY) tests/conformance/run.py
+
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).
 	$(UV) pip compile pyproject.toml --extra dev --extra plot --extra nnsight --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock -q
 
 clean: ## Remove build outputs and the virtual environment.
-	rm -rf $(VENV) target python/fastprobe/_core*.so .pytest_cache .ruff_cache .mypy_cache bench-results
+	rm -rf $(VENV) target python/fastprobe/_core*.so .pytest_cache .ruff_cache .mypy_cache bench-results .conformance

@@ -6,6 +6,10 @@ import pathlib
 
 import pytest
 
+# The conformance harness (make conformance) runs lmprobe's test suite in its own processes; its shim package named
+# lmprobe must never be imported into this one.
+collect_ignore = ["conformance"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     import torch

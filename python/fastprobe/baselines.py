@@ -57,6 +57,7 @@ from fastprobe.classifiers import build_classifier
 from fastprobe.exceptions import (
     FastprobeError,
     InvalidInputError,
+    ModelLoadError,
     NotFittedError,
     ShapeMismatchError,
     UnknownOptionError,
@@ -184,58 +185,77 @@ def _length_features(prompts: Sequence[str]) -> np.ndarray:
     return np.column_stack([chars, words, chars / np.maximum(words, 1.0)])
 
 
-_LIGHT: dict[tuple[str, str, str], tuple[Any, dict[str, Any]] | None] = {}
+_LIGHT: dict[tuple[str, str | None, str, str], tuple[Any, dict[str, Any]] | None] = {}
 _LIGHT_LOCK = threading.Lock()
 
 
-def _light_context(model: Any, device: str, backend: str) -> _Context | None:
+def _light_context(model: Any, device: str, backend: str, revision: str | None = None) -> _Context | None:
     """Return the model's context with a weightless (meta-device) model: its fingerprint and store, no weights.
 
     Everything :func:`fastprobe.extraction.model_fingerprint` reads (configuration, tokenizer, weight files, dtype,
     architecture) is there, so the fingerprint and the store are those of the loaded model; only a forward pass is
-    impossible. None when the model is not a local directory (or cannot be described this way).
+    impossible. None when the model's files are not on this machine yet (a Hub model whose weights were never
+    downloaded) or it cannot be described this way: the full load then says what is wrong.
     """
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     from fastprobe.architectures import anatomy
     from fastprobe.extraction import LoadedModel, model_fingerprint, resolve_device
+    from fastprobe.model import from_pretrained, resolve_model, weights_digest
     from fastprobe.store import model_store
 
-    path = os.fspath(model)
-    key = (path, resolve_device(device), backend)
+    key = (os.fspath(model), revision, resolve_device(device), backend)
     with _LIGHT_LOCK:
         if key not in _LIGHT:
             _LIGHT[key] = None
-            if os.path.isdir(path):
-                try:
-                    tokenizer = AutoTokenizer.from_pretrained(path)
+            try:
+                source = resolve_model(model, revision)
+                if weights_digest(source.path) is not None:
+                    tokenizer = from_pretrained(AutoTokenizer, source)
                     if tokenizer.pad_token is None:
                         tokenizer.pad_token = tokenizer.eos_token
+                    config = from_pretrained(AutoConfig, source)
                     with torch.device("meta"):
-                        skeleton = AutoModel.from_config(AutoConfig.from_pretrained(path), dtype=torch.float32)
+                        skeleton = AutoModel.from_config(config, dtype=torch.float32)
                     body = anatomy(skeleton)
-                    loaded = LoadedModel(path, skeleton, tokenizer, key[1], body.n_layers, body.hidden_size, backend)
+                    loaded = LoadedModel(
+                        source.name,
+                        skeleton,
+                        tokenizer,
+                        key[2],
+                        body.n_layers,
+                        body.hidden_size,
+                        backend,
+                        source=source,
+                    )
                     _LIGHT[key] = (loaded, model_fingerprint(loaded))
-                except Exception:  # anything unusual: the full load will say what is wrong
-                    pass
+            except Exception:  # anything unusual: the full load will say what is wrong
+                pass
         memo = _LIGHT[key]
     if memo is None:
         return None
     return _Context(memo[0], memo[1], model_store(memo[1]))  # the store of the cache directory in use now
 
 
-def _ready_context(model: Any, device: str, backend: str, remote: bool, cached: Callable[[_Context], bool]) -> _Context:
+def _ready_context(
+    model: Any,
+    device: str,
+    backend: str,
+    remote: bool,
+    cached: Callable[[_Context], bool],
+    revision: str | None = None,
+) -> _Context:
     """Return the model's context, loading its weights only when ``cached(context)`` says the cache lacks something.
 
     A run whose activations (and perplexities) are all cached never needs a forward pass; on a large model,
     loading the weights would be most of its time.
     """
     if not remote:
-        light = _light_context(model, device, backend)
+        light = _light_context(model, device, backend, revision)
         if light is not None and cached(light):
             return light
-    return _context(model, device, None, backend, remote)
+    return _context(model, device, None, backend, remote, revision)
 
 
 def _activation_sites_cached(ctx: _Context, prompts: Sequence[str], sites: Sequence[int | str], pooling: str) -> bool:
@@ -256,7 +276,7 @@ def _activations(
 
 # ---------------------------------------------------------------------------------------------- perplexity
 
-_LMS: dict[tuple[str, str, str], Any] = {}
+_LMS: dict[tuple[str, str, str, str], Any] = {}
 _LMS_LOCK = threading.Lock()
 
 
@@ -265,13 +285,16 @@ def _causal_lm(ctx: _Context) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from fastprobe.model import from_pretrained
+
     loaded = ctx.loaded
     dtype = next(loaded.model.parameters()).dtype
-    key = (loaded.name, loaded.device, str(dtype))
+    source = loaded.source
+    key = (source.name, source.commit or source.path, loaded.device, str(dtype))
     with _LMS_LOCK:
         if key not in _LMS:
             try:
-                lm = AutoModelForCausalLM.from_pretrained(loaded.name, dtype=dtype)
+                lm = from_pretrained(AutoModelForCausalLM, source, dtype=dtype)
             except (ValueError, KeyError) as err:
                 raise InvalidInputError(
                     f"perplexity needs a causal language model; {loaded.name!r} "
@@ -423,7 +446,7 @@ def _sentence_encoder(name: str, device: str) -> Any:
             "it with: pip install sentence-transformers"
         ) from err
     if not _sentence_model_here(name):
-        raise FastprobeError(
+        raise ModelLoadError(
             f"method='sentence_transformers' needs the sentence encoder {name!r} on this machine (a local directory, "
             "or a model in the local Hugging Face cache); fastprobe does not download it. Pass model=<local "
             "directory> to use another encoder"
@@ -534,6 +557,8 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
         Where the model runs (``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"mps"``).
     remote : bool, default=False
         Compute perplexity on NDIF through nnsight (needs ``NDIF_API_KEY`` and a Hub model id).
+    revision : str, optional
+        The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch.
 
     Attributes
     ----------
@@ -582,6 +607,7 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
         model: Any = None,
         device: str = "auto",
         remote: bool = False,
+        revision: str | None = None,
     ) -> None:
         self.method = method
         self.classifier = classifier
@@ -592,6 +618,7 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
         self.model = model
         self.device = device
         self.remote = remote
+        self.revision = revision
         self._check_params()
 
     # ------------------------------------------------------------------ configuration
@@ -644,6 +671,7 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
             backend,
             bool(self.remote),
             lambda ctx: bool(np.all(_perplexity_store(ctx).contains(unique, [0]))),
+            self.revision,
         )
 
     # ------------------------------------------------------------------ features
@@ -851,6 +879,8 @@ class ActivationBaseline(_PromptClassifier, BaseEstimator):
     batch_size : int, default=8
         Prompts per forward pass.
     backend : {"local", "nnsight"}, default="local"
+    revision : str, optional
+        The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch.
 
     Attributes
     ----------
@@ -897,6 +927,7 @@ class ActivationBaseline(_PromptClassifier, BaseEstimator):
         n_components: int = 10,
         batch_size: int = 8,
         backend: str = "local",
+        revision: str | None = None,
     ) -> None:
         self.model = model
         self.method = method
@@ -909,6 +940,7 @@ class ActivationBaseline(_PromptClassifier, BaseEstimator):
         self.n_components = n_components
         self.batch_size = batch_size
         self.backend = backend
+        self.revision = revision
         self._check_params()
 
     # ------------------------------------------------------------------ configuration
@@ -948,6 +980,7 @@ class ActivationBaseline(_PromptClassifier, BaseEstimator):
             self.backend,
             bool(self.remote),
             lambda ctx: _activation_sites_cached(ctx, prompts, self._sites(ctx), self.pooling),
+            self.revision,
         )
 
     def _sites(self, ctx: _Context) -> list[int | str]:
@@ -1162,9 +1195,10 @@ class BaselineBattery:
 
     Text baselines always run (``sentence_transformers`` only when its package and encoder are on this machine, or
     when named in ``include``); ``perplexity`` and the activation baselines need ``model``. A baseline that fails
-    becomes a warning and is left out of the results. The activation baselines share one extraction and one read of
-    the cache; bag of words and TF-IDF share one tokenization; each feature set is computed once for the training
-    and test prompts together.
+    becomes a warning and is left out of the results, except when the model itself cannot be loaded: that is an
+    error (a :class:`~fastprobe.exceptions.ModelLoadError` for a missing model), never a shorter table. The
+    activation baselines share one extraction and one read of the cache; bag of words and TF-IDF share one
+    tokenization; each feature set is computed once for the training and test prompts together.
 
     Parameters
     ----------
@@ -1186,6 +1220,8 @@ class BaselineBattery:
         Do not run these.
     scorer : callable, optional
         ``scorer(y_true, y_pred) -> float``, higher is better; accuracy when None.
+    revision : str, optional
+        The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch.
 
     Attributes
     ----------
@@ -1217,6 +1253,7 @@ class BaselineBattery:
         include: Sequence[str] | None = None,
         exclude: Sequence[str] | None = None,
         scorer: Callable[[np.ndarray, np.ndarray], float] | None = None,
+        revision: str | None = None,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -1228,6 +1265,7 @@ class BaselineBattery:
         self.include = include
         self.exclude = exclude
         self.scorer = scorer
+        self.revision = revision
         self.results_: BaselineResults | None = None
         self.baselines_: dict[str, Baseline] = {}
 
@@ -1361,6 +1399,8 @@ class BaselineBattery:
                 try:
                     baseline, fit_time, pred, predict_time = shared.run(name, y)
                 except Exception as err:
+                    if shared.model_error is not None or isinstance(err, ModelLoadError):
+                        raise  # a model that cannot be loaded is an error, never a shorter table
                     warnings.warn(
                         f"baseline {name!r} failed and is left out of the results: {type(err).__name__}: {err}",
                         UserWarning,
@@ -1420,7 +1460,7 @@ class _Shared:
         self.test = test
         self.used_model = False
         self._ctx: _Context | None = None
-        self._failed: Exception | None = None
+        self.model_error: Exception | None = None
         self._acts_failed: Exception | None = None
         self._counts: tuple[Any, Any, Any, float] | None = None
         self._acts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
@@ -1430,15 +1470,15 @@ class _Shared:
     # -------------------------------------------------------------- shared features
 
     def ctx(self) -> _Context:
-        if self._failed is not None:  # loading the model failed once: every baseline that needs it fails alike
-            raise self._failed
+        if self.model_error is not None:  # loading the model failed once: every baseline that needs it fails alike
+            raise self.model_error
         if self._ctx is None:
             b = self.battery
             backend = "nnsight" if b.remote else "local"
             try:
-                self._ctx = _ready_context(b.model, b.device, backend, bool(b.remote), self._all_cached)
+                self._ctx = _ready_context(b.model, b.device, backend, bool(b.remote), self._all_cached, b.revision)
             except Exception as err:
-                self._failed = err
+                self.model_error = err
                 raise
             self.used_model = True
         return self._ctx
@@ -1525,7 +1565,7 @@ class _Shared:
         b = self.battery
         extra: dict[str, Any] = {}
         if name == "perplexity":
-            extra = {"model": b.model, "device": b.device, "remote": b.remote}
+            extra = {"model": b.model, "device": b.device, "remote": b.remote, "revision": b.revision}
         baseline = BaselineProbe(method=name, classifier=b.classifier, random_state=b.random_state, **extra)
         template = baseline._check_params()
         baseline.vectorizer_ = None
@@ -1572,6 +1612,7 @@ class _Shared:
             remote=b.remote,
             random_state=b.random_state,
             backend="nnsight" if b.remote else "local",
+            revision=b.revision,
         )
         template = baseline._check_params()
         X_train, X_test, share = self.activations(name)

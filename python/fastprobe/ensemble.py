@@ -84,12 +84,16 @@ def _check_members(probes: Any) -> list[Probe]:
     return list(probes)
 
 
-def _model_key(model: Any) -> str | None:
-    """Return a probe's ``model`` argument, a local path made absolute (so ``"m"`` and ``Path("m")`` agree)."""
+def _model_key(model: Any, revision: str | None = None) -> str | None:
+    """Return a probe's ``model`` argument, a local path made absolute (so ``"m"`` and ``Path("m")`` agree).
+
+    A Hub id's revision is part of it (``"org/name@v2"``): two revisions are two models.
+    """
     if model is None:
         return None
     name = os.fspath(model) if isinstance(model, (str, os.PathLike)) else str(model)
-    return os.path.realpath(name) if os.path.exists(name) else name
+    key = os.path.realpath(name) if os.path.exists(name) else name
+    return key if revision is None else f"{key}@{revision}"
 
 
 def _check_same_model(probes: list[Probe]) -> None:
@@ -114,15 +118,16 @@ def _check_same_model(probes: list[Probe]) -> None:
         return
     if prints:  # a fitted member's own model argument, or the model it was fitted on
         i0, fp0 = prints[0]
-        reference = [_model_key(probes[i0].model), _model_key(fp0.get("model"))]
+        reference = [_model_key(probes[i0].model, getattr(probes[i0], "revision", None)), _model_key(fp0.get("model"))]
     else:
         i0 = bare[0]
-        reference = [_model_key(probes[i0].model)]
+        reference = [_model_key(probes[i0].model, getattr(probes[i0], "revision", None))]
     for i in bare:
-        if _model_key(probes[i].model) not in reference:
+        key = _model_key(probes[i].model, getattr(probes[i], "revision", None))
+        if key not in reference:
             raise InvalidInputError(
                 f"ensemble members must probe the same model; probes[{i0}] is on {reference[0]!r} but "
-                f"probes[{i}] is on {_model_key(probes[i].model)!r}"
+                f"probes[{i}] is on {key!r}"
             )
 
 
@@ -855,7 +860,14 @@ class ProbeEnsemble:
         _persist.write(path, doc, arrays)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], trust_pickle: bool = False, *, model: Any = None) -> ProbeEnsemble:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        trust_pickle: bool = False,
+        *,
+        model: Any = None,
+        revision: str | None = None,
+    ) -> ProbeEnsemble:
         """Load an ensemble saved by :meth:`save`, or by lmprobe (a pickle: needs ``trust_pickle=True``).
 
         Parameters
@@ -865,7 +877,10 @@ class ProbeEnsemble:
             Allow unpickling: lmprobe's files, and fastprobe files holding a custom estimator. Unpickling can run
             arbitrary code; only allow it for files from a trusted source.
         model : str or path-like, optional
-            Use this model for every member instead of the saved one (say, the same model at a new path).
+            Use this model for every member instead of the saved one (say, the same model at a new path, or its Hub
+            id).
+        revision : str, optional
+            The Hub revision of ``model`` (only with ``model``).
 
         Returns
         -------
@@ -886,7 +901,9 @@ class ProbeEnsemble:
                     f"{os.fspath(path)!r} is a pickle (lmprobe's save format), and unpickling can run arbitrary "
                     "code; pass trust_pickle=True to load it if you trust the file's source"
                 )
-            return cls._from_lmprobe(path, model)
+            return cls._from_lmprobe(path, model, revision)
+        if revision is not None and model is None:
+            raise InvalidInputError("revision= goes with model=: pass the model it belongs to")
         tree = _persist.decode(doc, arrays, trust_pickle=trust_pickle)
         if not isinstance(tree, dict) or tree.get("kind") != _KIND:
             raise FastprobeError(
@@ -897,6 +914,7 @@ class ProbeEnsemble:
             params = dict(entry["params"])
             if model is not None:
                 params["model"] = model
+                params["revision"] = revision
             probe = Probe(**params)
             for name, value in entry["fitted"].items():
                 setattr(probe, name, value)
@@ -912,7 +930,7 @@ class ProbeEnsemble:
         return ensemble
 
     @classmethod
-    def _from_lmprobe(cls, path: str | os.PathLike[str], model: Any) -> ProbeEnsemble:
+    def _from_lmprobe(cls, path: str | os.PathLike[str], model: Any, revision: str | None = None) -> ProbeEnsemble:
         """Convert lmprobe's ensemble pickle: each member through :meth:`Probe.load <fastprobe.Probe.load>`."""
         import pickle
         import tempfile
@@ -926,7 +944,7 @@ class ProbeEnsemble:
             for i, member in enumerate(state["probes_"]):
                 member_path = os.path.join(tmp, f"probe{i}.pkl")
                 member.save(member_path)
-                probes.append(Probe.load(member_path, trust_pickle=True, model=model))
+                probes.append(Probe.load(member_path, trust_pickle=True, model=model, revision=revision))
         ensemble = cls(probes, voting=state.get("voting", "soft"))
         ensemble.weights_ = np.asarray(state["weights_"], dtype=np.float64)
         ensemble._bootstrap = bool(state.get("_bootstrap_mode", False))

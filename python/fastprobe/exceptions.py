@@ -1,9 +1,12 @@
 """fastprobe's exception hierarchy.
 
 Every error fastprobe raises on purpose is a :class:`FastprobeError`, which subclasses :class:`ValueError` so that
-generic ``except ValueError`` clauses keep working. File-system failures are :class:`FastprobeIOError`, which is also
-an :class:`OSError`. Errors raised by the Rust core are mapped onto these classes in one place (the binding crate's
-``errors.rs``).
+generic ``except ValueError`` clauses keep working. Where lmprobe raises another built-in type for the same fault,
+the fastprobe class is that type too, so code written for lmprobe catches it: file-system and model-loading failures
+are also :class:`OSError`, a probe used before ``fit`` is also :class:`RuntimeError` (and scikit-learn's
+``NotFittedError``), a missing method is also :class:`TypeError` and :class:`AttributeError`, a missing optional
+package is also :class:`ImportError`. Errors raised by the Rust core are mapped onto these classes in one place (the
+binding crate's ``errors.rs``).
 """
 
 from __future__ import annotations
@@ -14,12 +17,16 @@ __all__ = [
     "CorruptStoreError",
     "FastprobeError",
     "FastprobeIOError",
+    "InvalidEstimatorError",
     "InvalidInputError",
     "MissingActivationsError",
+    "MissingDependencyError",
+    "ModelLoadError",
     "NotFittedError",
     "ShapeMismatchError",
     "StoreError",
     "UnknownOptionError",
+    "UnsupportedMethodError",
 ]
 
 
@@ -43,6 +50,13 @@ class FastprobeIOError(FastprobeError, OSError):
     """A file-system operation failed (also an :class:`OSError`)."""
 
 
+class ModelLoadError(FastprobeIOError):
+    """A model could not be loaded: not a local directory, not on the Hub or in its local cache, or unreadable.
+
+    Also an :class:`OSError`, as transformers' own loading errors are.
+    """
+
+
 class StoreError(FastprobeError):
     """An activation-store operation failed."""
 
@@ -58,5 +72,27 @@ class MissingActivationsError(StoreError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class NotFittedError(FastprobeError, _SklearnNotFittedError):
-    """A probe was used before ``fit`` (also scikit-learn's ``NotFittedError``)."""
+class NotFittedError(FastprobeError, _SklearnNotFittedError, RuntimeError):
+    """A probe was used before ``fit``.
+
+    Also scikit-learn's ``NotFittedError`` and, as in lmprobe, a :class:`RuntimeError`. Messages say the object "has
+    not been fitted".
+    """
+
+
+class UnsupportedMethodError(FastprobeError, TypeError, AttributeError):
+    """An estimator lacks the method an operation needs (``predict_proba`` of a classifier without probabilities).
+
+    Also a :class:`TypeError` and an :class:`AttributeError`, as lmprobe raises one or the other.
+    """
+
+
+class InvalidEstimatorError(FastprobeError, TypeError):
+    """An object given as a classifier is not an estimator (no ``fit`` or ``predict``); also a :class:`TypeError`."""
+
+
+class MissingDependencyError(FastprobeError, ImportError):
+    """An optional package a feature needs is not installed (also an :class:`ImportError`).
+
+    The message names the package and how to install it.
+    """

@@ -20,6 +20,7 @@ import numpy as np
 
 from fastprobe.architectures import Anatomy, anatomy, decoder_blocks
 from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptionError
+from fastprobe.model import ModelSource, from_pretrained, resolve_model, weights_digest
 from fastprobe.pooling import pool
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 from fastprobe.store import ActivationStore
@@ -84,6 +85,8 @@ class LoadedModel:
         Whether nnsight traces run on NDIF instead of this machine.
     tracer : nnsight.NNsight or nnsight.LanguageModel or None
         The nnsight wrapper (``backend="nnsight"`` only).
+    source : ModelSource or None
+        Where its files are (the directory, or the Hub snapshot and commit); None for a model hosted on NDIF.
     """
 
     name: str
@@ -95,9 +98,10 @@ class LoadedModel:
     backend: str = "local"
     remote: bool = False
     tracer: Any = None
+    source: ModelSource | None = None
 
 
-_MODELS: dict[tuple[str, str, str, str, bool], LoadedModel] = {}
+_MODELS: dict[tuple[str, str | None, str, str, str], LoadedModel] = {}
 BACKENDS: tuple[str, ...] = ("local", "nnsight")
 _MODELS_LOCK = threading.Lock()
 _DTYPES = ("float32", "float16", "bfloat16")
@@ -110,6 +114,7 @@ def load_model(
     dtype: str | None = None,
     backend: str = "local",
     remote: bool = False,
+    revision: str | None = None,
 ) -> LoadedModel:
     """Load (once per process) a model and its tokenizer for extraction.
 
@@ -118,7 +123,9 @@ def load_model(
     Parameters
     ----------
     name : str or path-like
-        A local directory (or a Hub id available in the local Hugging Face cache).
+        A Hugging Face Hub id (``"org/name"``), read from the local Hugging Face cache when offline
+        (``HF_HUB_OFFLINE=1``) and downloaded into it otherwise, or a local directory; see
+        :func:`fastprobe.model.resolve_model`.
     device : str, default="auto"
         See :func:`resolve_device`.
     dtype : {"float32", "float16", "bfloat16"}, optional
@@ -129,6 +136,9 @@ def load_model(
     remote : bool, default=False
         Run the nnsight traces on NDIF (``backend="nnsight"`` only; needs ``NDIF_API_KEY`` in the environment and a
         Hub model id). No weights are loaded here: only the configuration and tokenizer.
+    revision : str, optional
+        The Hub revision (branch, tag or commit) of a Hub id; None is the default branch. The configuration,
+        tokenizer and weights all come from the commit it resolves to.
 
     Returns
     -------
@@ -136,13 +146,16 @@ def load_model(
 
     Raises
     ------
+    ModelLoadError
+        If the model is neither a local directory nor a Hub model transformers can find (offline: in the local
+        cache), or its files cannot be loaded. Also an :class:`OSError`.
     FastprobeError
-        If the path does not exist, the dtype is not one of the accepted names, nnsight is missing for
-        ``backend="nnsight"``, or ``remote=True`` lacks ``NDIF_API_KEY`` or names a local path.
+        If the dtype is not one of the accepted names, nnsight is missing for ``backend="nnsight"``, or
+        ``remote=True`` lacks ``NDIF_API_KEY`` or names a local path.
     UnknownOptionError
         If ``backend`` is not one of :data:`BACKENDS`.
     InvalidInputError
-        If ``remote=True`` is given without ``backend="nnsight"``.
+        If ``remote=True`` is given without ``backend="nnsight"``, or ``revision`` with a local directory.
     """
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -157,18 +170,16 @@ def load_model(
     if remote:
         return _load_remote(os.fspath(name))
     resolved = resolve_device(device)
-    key = (os.fspath(name), resolved, key_dtype, backend, remote)
+    key = (os.fspath(name), revision, resolved, key_dtype, backend)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
-        path = os.fspath(name)
-        if (os.sep in path or path.startswith(".")) and not os.path.isdir(path):
-            raise FastprobeError(f"model path {path!r} does not exist or is not a directory")
+        source = resolve_model(name, revision)
         tracer = _nnsight().NNsight if backend == "nnsight" else None
-        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer = from_pretrained(AutoTokenizer, source)
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model = AutoModel.from_pretrained(path, dtype=getattr(torch, key_dtype))
+        model = from_pretrained(AutoModel, source, dtype=getattr(torch, key_dtype))
         model.to(resolved)
         model.eval()
         model.requires_grad_(False)
@@ -178,7 +189,9 @@ def load_model(
             with warnings.catch_warnings():
                 warnings.filterwarnings("ignore", message=".*which nnsight already serves on every module")
                 wrapper = tracer(model)
-        loaded = LoadedModel(path, model, tokenizer, resolved, body.n_layers, body.hidden_size, backend, False, wrapper)
+        loaded = LoadedModel(
+            source.name, model, tokenizer, resolved, body.n_layers, body.hidden_size, backend, False, wrapper, source
+        )
         _MODELS[key] = loaded
         return loaded
 
@@ -216,26 +229,6 @@ def _load_remote(name: str) -> LoadedModel:
     return LoadedModel(name, model, tokenizer, "remote", body.n_layers, body.hidden_size, "nnsight", True, stub)
 
 
-def _weights_digest(path: str) -> str | None:
-    """SHA-256 over each weight file's name, size and first and last MiB (cheap, and changes with the weights)."""
-    import hashlib
-
-    if not os.path.isdir(path):
-        return None
-    h = hashlib.sha256()
-    names = sorted(n for n in os.listdir(path) if n.endswith((".safetensors", ".bin", ".pt", ".gguf")))
-    for name in names:
-        full = os.path.join(path, name)
-        size = os.path.getsize(full)
-        h.update(f"{name}:{size}:".encode())
-        with open(full, "rb") as f:
-            h.update(f.read(1 << 20))
-            if size > 2 << 20:
-                f.seek(-(1 << 20), os.SEEK_END)
-                h.update(f.read(1 << 20))
-    return "sha256:" + h.hexdigest() if names else None
-
-
 def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, Any]:
     """Describe everything that changes a model's activations, as the key of its activation store.
 
@@ -249,15 +242,18 @@ def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, 
     Returns
     -------
     dict
-        ``model`` (id or path), ``revision`` (the Hub commit when known), ``weights`` (a digest of the local weight
-        files), ``dtype``, ``tokenizer`` (class, padding side, special tokens, vocabulary size) and ``site``.
+        ``model`` (id or path), ``revision`` (the Hub commit the model resolved to, when it is a Hub model),
+        ``weights`` (a digest of the weight files: the local directory's, or the Hub snapshot's), ``dtype``,
+        ``tokenizer`` (class, padding side, special tokens, vocabulary size) and ``site``. Two revisions of a Hub
+        model never share a fingerprint.
     """
     tok = loaded.tokenizer
     config = loaded.model.config
+    source = loaded.source
     return {
         "model": loaded.name,
-        "revision": getattr(config, "_commit_hash", None),
-        "weights": _weights_digest(loaded.name),
+        "revision": source.commit if source is not None and source.hub else getattr(config, "_commit_hash", None),
+        "weights": weights_digest(source.path) if source is not None else None,
         "dtype": str(next(loaded.model.parameters()).dtype).removeprefix("torch."),
         "architecture": type(loaded.model).__name__,
         "tokenizer": {

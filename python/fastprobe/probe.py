@@ -74,11 +74,13 @@ class _Context:
 _FINGERPRINTS: dict[int, tuple[Any, dict[str, Any]]] = {}
 
 
-def _context(model: Any, device: str, dtype: str | None, backend: str, remote: bool) -> _Context:
+def _context(
+    model: Any, device: str, dtype: str | None, backend: str, remote: bool, revision: str | None = None
+) -> _Context:
     from fastprobe.extraction import load_model, model_fingerprint
     from fastprobe.store import model_store
 
-    loaded = load_model(model, device=device, dtype=dtype, backend=backend, remote=remote)
+    loaded = load_model(model, device=device, dtype=dtype, backend=backend, remote=remote, revision=revision)
     memo = _FINGERPRINTS.get(id(loaded))
     if memo is None or memo[0] is not loaded:
         memo = (loaded, model_fingerprint(loaded))
@@ -268,8 +270,9 @@ class Probe(BaseEstimator):
     Parameters
     ----------
     model : str or path-like, optional
-        The model to probe: a local directory, or a Hugging Face id in the local cache (or on NDIF with
-        ``remote=True``). Only the ``*_from_activations`` methods work without one.
+        The model to probe, as transformers accepts it: a Hugging Face Hub id (``"org/name"``; read from the local
+        Hugging Face cache when offline, ``HF_HUB_OFFLINE=1``, and downloaded into it otherwise; on NDIF with
+        ``remote=True``) or a local directory. Only the ``*_from_activations`` methods work without one.
     layers : int, list of int, or str, default="middle"
         Layer ``i`` is block ``i``'s output (not the embeddings; the last layer is taken before the final norm).
         Negative indices count from the end. ``"middle"`` (the middle third), ``"last"``, ``"all"``; ``"sweep"``,
@@ -324,6 +327,9 @@ class Probe(BaseEstimator):
         Append the projection on the (scaled) class-mean difference as one extra feature.
     compute_backend : {"sklearn", "auto"}, default="sklearn"
         Accepted for compatibility; fastprobe's solvers serve both.
+    revision : str, optional
+        The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch. Activations
+        are cached per resolved commit, so two revisions never share them.
 
     Attributes
     ----------
@@ -399,6 +405,7 @@ class Probe(BaseEstimator):
         pca_components: int | None = None,
         mass_mean_augment: bool = False,
         compute_backend: str = "sklearn",
+        revision: str | None = None,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -423,6 +430,7 @@ class Probe(BaseEstimator):
         self.pca_components = pca_components
         self.mass_mean_augment = mass_mean_augment
         self.compute_backend = compute_backend
+        self.revision = revision
         self._check_params()
 
     # ------------------------------------------------------------------ configuration
@@ -491,7 +499,12 @@ class Probe(BaseEstimator):
                 "with precomputed features)"
             )
         return _context(
-            self.model, self.device, self.dtype, self.backend, bool(self.remote if remote is None else remote)
+            self.model,
+            self.device,
+            self.dtype,
+            self.backend,
+            bool(self.remote if remote is None else remote),
+            getattr(self, "revision", None),  # None for probes unpickled from before it existed
         )
 
     def _retries(self, max_retries: int | None = None) -> int:
@@ -1268,7 +1281,9 @@ class Probe(BaseEstimator):
         _persist.write(path, doc, arrays)
 
     @classmethod
-    def load(cls, path: str | Any, *, trust_pickle: bool = False, model: Any = None) -> Probe:
+    def load(
+        cls, path: str | Any, *, trust_pickle: bool = False, model: Any = None, revision: str | None = None
+    ) -> Probe:
         """Load a probe saved by :meth:`save`, or by lmprobe (a pickle: needs ``trust_pickle=True``).
 
         Parameters
@@ -1278,8 +1293,10 @@ class Probe(BaseEstimator):
             Allow unpickling: lmprobe's files, and fastprobe files holding a custom estimator. Unpickling can run
             arbitrary code; only allow it for files from a trusted source.
         model : str or path-like, optional
-            Use this model instead of the saved one (say, the same model at a new path). A model with different
-            weights or architecture is refused when the probe first reads prompts.
+            Use this model instead of the saved one (say, the same model at a new path, or its Hub id). A model with
+            different weights or architecture is refused when the probe first reads prompts.
+        revision : str, optional
+            The Hub revision of ``model`` (only with ``model``; the saved probe's own revision otherwise).
 
         Returns
         -------
@@ -1299,7 +1316,7 @@ class Probe(BaseEstimator):
                     f"{str(path)!r} is a pickle (lmprobe's save format), and unpickling can run arbitrary code; pass "
                     "trust_pickle=True to load it if you trust the file's source"
                 )
-            return cls._from_lmprobe(path, model)
+            return cls._from_lmprobe(path, model, revision)
         tree = _persist.decode(doc, arrays, trust_pickle=trust_pickle)
         if not isinstance(tree, dict) or "params" not in tree:
             kind_name = tree.get("kind") if isinstance(tree, dict) else None
@@ -1308,6 +1325,9 @@ class Probe(BaseEstimator):
         params = tree["params"]
         if model is not None:
             params["model"] = model
+            params["revision"] = revision
+        elif revision is not None:
+            raise InvalidInputError("revision= goes with model=: pass the model it belongs to")
         probe = cls(**params)
         for name, value in tree["fitted"].items():
             setattr(probe, name, value)
@@ -1315,7 +1335,7 @@ class Probe(BaseEstimator):
         return probe
 
     @classmethod
-    def _from_lmprobe(cls, path: Any, model: Any) -> Probe:
+    def _from_lmprobe(cls, path: Any, model: Any, revision: str | None = None) -> Probe:
         import pickle
 
         with open(path, "rb") as f:
@@ -1328,6 +1348,7 @@ class Probe(BaseEstimator):
         params = {k: state[k] for k in names if k in state}
         if model is not None:
             params["model"] = model
+            params["revision"] = revision
         layers = params.get("layers")
         selected = state.get("selected_layers_")
         if layers in ("auto", "fast_auto") or (isinstance(layers, str) and is_sweep(layers)):
@@ -1378,6 +1399,7 @@ class Probe(BaseEstimator):
         inference_pooling: str | None = None,
         mass_mean_augment: bool = False,
         sample_weight: Any = None,
+        revision: str | None = None,
     ) -> LayerSweepResult:
         """Fit one single-layer probe per layer, from one extraction pass, the layers fitted in parallel.
 
@@ -1392,7 +1414,8 @@ class Probe(BaseEstimator):
         layers : int, list of int or str, default="all"
             Any layer specification, including ``"sweep:K"`` and ``"sweep:A-B"``.
         pooling, classifier, device, remote, random_state, batch_size, backend, dtype, normalize_layers,
-        classifier_kwargs, preprocessing, pca_components, task, train_pooling, inference_pooling, mass_mean_augment
+        classifier_kwargs, preprocessing, pca_components, task, train_pooling, inference_pooling, mass_mean_augment,
+        revision
             As for :class:`Probe`.
         sample_weight : array-like of shape (n_prompts,), optional
 
@@ -1419,6 +1442,7 @@ class Probe(BaseEstimator):
             preprocessing=preprocessing,
             pca_components=pca_components,
             mass_mean_augment=mass_mean_augment,
+            revision=revision,
         )
         prompts, y, w = config._training_data(positive_prompts, negative_prompts, sample_weight)
         ctx = config._ctx()
