@@ -126,6 +126,151 @@ def test_bad_input_names_what_was_expected(tmp_path: pathlib.Path) -> None:
         store.read_pooled([prompts[0], other[0]], [0])
 
 
+def last_tokens(tokens: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The last-token vectors of ``make_batch``'s tokens: (sites, n, hidden)."""
+    return tokens[:, np.cumsum(counts) - 1]
+
+
+def store_version(path: pathlib.Path) -> int:
+    import json
+
+    return int(json.loads((path / "store.json").read_text())["version"])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_last_token_records_serve_last_token_reads_only(tmp_path: pathlib.Path, dtype: str) -> None:
+    store = ActivationStore(tmp_path, dtype=dtype)
+    full, tokens, counts = make_batch(10)
+    store.write(full, tokens, counts, sites=[4, 9])
+    assert store_version(tmp_path) == 2
+    pulled, other, pulled_counts = make_batch(11, n=3)
+    vectors = last_tokens(other, pulled_counts)
+    store.write_last_token(pulled, torch.from_numpy(vectors), pulled_counts, sites=[4, 9])
+    assert store_version(tmp_path) == 3  # older readers refuse the store rather than misread it
+    # Bit-exact in float32; rounded as torch rounds to half otherwise. Full records and last-token ones mix.
+    want = torch.from_numpy(np.hstack([vectors[0], vectors[1]]))
+    want = want.numpy() if dtype == "float32" else want.half().float().numpy()
+    got = store.read_pooled([full[0], *pulled], [4, 9], "last_token")
+    np.testing.assert_array_equal(got[1:], want)
+    np.testing.assert_array_equal(got[0], store.read_pooled(full[:1], [4, 9])[0])
+    # Presence answers for what the caller reads; None keeps its meaning (the three pooled vectors).
+    both = [full[0], *pulled]
+    for pooling, present in [
+        (None, [True, False, False, False]),
+        ("last_token", [True] * 4),
+        (["last_token"], [True] * 4),
+        ([], [True] * 4),
+        ("mean", [True, False, False, False]),
+        ("first_token", [True, False, False, False]),
+        (["last_token", "mean"], [True, False, False, False]),
+        ("max", [True, False, False, False]),
+        ("score:last_token", [True, False, False, False]),
+        ("all", [True, False, False, False]),
+    ]:
+        assert store.contains(both, [4, 9], pooling=pooling).tolist() == present, pooling
+    assert store.contains(both, [4], tokens=True, pooling="last_token").tolist() == [True, False, False, False]
+    with pytest.raises(UnknownOptionError, match="Unknown pooling strategy"):
+        store.contains(both, [4], pooling="median")
+    # Every other read names the prompt, the site and what the record lacks.
+    lacks = r'prompt "prompt 11-1" is stored at site 9 as its last-token vector only'
+    for pooling, what in [
+        ("mean", "its mean vector, which this read needs, was not kept"),
+        ("first_token", "its first_token vector"),
+        ("max", "its tokens, which this read needs, were not kept"),
+        ("min", "its tokens"),
+    ]:
+        with pytest.raises(MissingActivationsError, match=lacks + ".*" + what):
+            store.read_pooled(pulled[1:2], [9], pooling)
+    with pytest.raises(MissingActivationsError, match=lacks + ".*its tokens"):
+        store.read_tokens(pulled[1:2], [9])
+    # Listings keep the token counts; the numbers count the new record; the store verifies.
+    listed = {p: (s, t) for p, s, t in store.prompts()}
+    assert listed == {
+        p: ([4, 9], int(c)) for p, c in [*zip(full, counts, strict=True), *zip(pulled, pulled_counts, strict=True)]
+    }
+    stats = store.stats()
+    assert (stats["records"], stats["prompts"], stats["sites"]) == (4, 7, [4, 9])
+    assert store.verify() == []
+    reopened = ActivationStore(tmp_path)
+    np.testing.assert_array_equal(reopened.read_pooled(pulled, [4, 9]), got[1:])
+
+
+def test_fuller_writes_supersede_last_token_records_and_compaction_keeps_them(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    prompts, tokens, counts = make_batch(12, n=6)
+    vectors = last_tokens(tokens, counts)
+    store.write_last_token(prompts, vectors, counts, sites=[0, 1])
+    # A pooled-only write of two prompts and a full write of two others, at site 0; site 1 stays last-token-only.
+    ends = np.concatenate([[0], np.cumsum(counts)])
+    store.write(prompts[:2], tokens[:1, : ends[2]], counts[:2], sites=[0], keep_tokens=False)
+    store.write(prompts[2:4], tokens[:1, ends[2] : ends[4]], counts[2:4], sites=[0])
+    assert store.contains(prompts, [0], pooling="mean").tolist() == [True] * 4 + [False] * 2
+    assert store.contains(prompts, [0], tokens=True).tolist() == [False, False, True, True, False, False]
+    assert store.contains(prompts, [0, 1], pooling="last_token").all()
+    assert not store.contains(prompts, [1], pooling="mean").any()
+    mean = store.read_pooled(prompts[:4], [0], "mean")
+    want = [tokens[0, ends[i] : ends[i + 1]].astype(np.float64).mean(0).astype(np.float32) for i in range(4)]
+    np.testing.assert_array_equal(mean, np.stack(want))
+    # The last-token vectors read the same from every kind of record.
+    np.testing.assert_array_equal(store.read_pooled(prompts, [0, 1]), np.hstack([vectors[0], vectors[1]]))
+    # Compaction rewrites the partly superseded record; the kinds survive, and the prompts' texts.
+    before = store.stats()
+    assert before["records"] == 4
+    store.compact()
+    after = store.stats()
+    assert after["records"] == 4 and after["live_bytes"] == before["live_bytes"]
+    assert store.verify() == []
+    reopened = ActivationStore(tmp_path)
+    assert reopened.contains(prompts, [0], pooling="mean").tolist() == [True] * 4 + [False] * 2
+    assert not reopened.contains(prompts, [1], pooling="first_token").any()
+    np.testing.assert_array_equal(reopened.read_pooled(prompts, [0, 1]), np.hstack([vectors[0], vectors[1]]))
+    assert [p for p, _, _ in reopened.prompts()] == sorted(prompts)
+    # Superseding the last rows of the last-token record at site 0 kills it: one record more, one less.
+    store.write(prompts[4:], tokens[:1, ends[4] :], counts[4:], sites=[0])
+    assert (
+        store.stats()["records"] == 4 and store.contains(prompts, [0], tokens=True).tolist() == [False] * 2 + [True] * 4
+    )
+    assert store.verify() == []
+
+
+def test_last_token_records_are_evicted_least_recently_used_first(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path, dtype="float32")
+    batches = []
+    for seed in range(6):
+        prompts, tokens, counts = make_batch(20 + seed, n=32, hidden=256, sites=1)
+        store.write_last_token(prompts, last_tokens(tokens, counts), counts, sites=[0])
+        batches.append(prompts)
+    reader = ActivationStore(tmp_path)
+    reader.read_pooled(batches[0], [0])  # the oldest batch, read last: the most recently used
+    full = store.stats()["disk_bytes"]
+    store.evict(full // 2)
+    assert store.stats()["disk_bytes"] <= full // 2
+    assert store.contains(batches[0], [0], pooling="last_token").all()
+    assert not store.contains(batches[1], [0], pooling="last_token").any()
+    assert store.verify() == [] and reader.verify() == []
+
+
+def test_write_last_token_checks_its_input(tmp_path: pathlib.Path) -> None:
+    store = ActivationStore(tmp_path)
+    prompts, tokens, counts = make_batch(13)
+    vectors = last_tokens(tokens, counts)
+    with pytest.raises(ShapeMismatchError, match="vectors"):
+        store.write_last_token(prompts, vectors[0], counts, sites=[0])
+    with pytest.raises(ShapeMismatchError, match=r"n_sites=3, n_prompts=4, hidden\), one slab per site; got \(2, 4"):
+        store.write_last_token(prompts, vectors, counts, sites=[0, 1, 2])
+    with pytest.raises(ShapeMismatchError, match=r"n_sites=2, n_prompts=3, hidden\), one row per prompt; got \(2, 4"):
+        store.write_last_token(prompts[:3], vectors, counts, sites=[0, 1])
+    with pytest.raises(ShapeMismatchError, match=r"counts: expected shape \(4,\), one per prompt; got \(3,\)"):
+        store.write_last_token(prompts, vectors, counts[:3], sites=[0, 1])
+    with pytest.raises(InvalidInputError, match=r"counts\[2\] is 0; every stored prompt needs at least 1 token"):
+        store.write_last_token(prompts, vectors, np.r_[counts[:2], 0, counts[3:]], sites=[0, 1])
+    with pytest.raises(InvalidInputError, match="site 0 appears twice in one write"):
+        store.write_last_token(prompts, vectors, counts, sites=[0, 0])
+    with pytest.raises(InvalidInputError, match="cannot write an empty batch"):
+        store.write_last_token([], np.zeros((1, 0, 4), np.float32), [], sites=[0])
+    assert store.stats()["records"] == 0 and store_version(tmp_path) == 2  # nothing of a refused batch
+
+
 def segment_files(path: pathlib.Path) -> list[pathlib.Path]:
     return sorted((path / "segments").glob("*.fps"))
 
@@ -324,7 +469,7 @@ def test_cache_functions_and_environment(tmp_path: pathlib.Path, monkeypatch: py
         assert after.cache_limit_bytes == int(info.total_size_bytes / 2)
         assert 0 < fastprobe.clear_cache() < 24
         assert fastprobe.cache_info().models == []
-        with pytest.raises(UnknownOptionError, match="unknown cache dtype 'fp8'"):
+        with pytest.raises(UnknownOptionError, match="Unknown dtype .fp8. for the cache"):
             fastprobe.set_cache_dtype("fp8")
         with pytest.raises(InvalidInputError, match="non-negative number of gigabytes"):
             fastprobe.set_cache_limit(-1)

@@ -5,7 +5,8 @@ generic ``except ValueError`` clauses keep working. Where lmprobe raises another
 the fastprobe class is that type too, so code written for lmprobe catches it: file-system and model-loading failures
 are also :class:`OSError`, a probe used before ``fit`` is also :class:`RuntimeError` (and scikit-learn's
 ``NotFittedError``), a missing method is also :class:`TypeError` and :class:`AttributeError`, a missing optional
-package is also :class:`ImportError`. Errors raised by the Rust core are mapped onto these classes in one place (the
+package is also :class:`ImportError`, activations missing from the cache are also :class:`KeyError` and
+:class:`FileNotFoundError`. Errors raised by the Rust core are mapped onto these classes in one place (the
 binding crate's ``errors.rs``).
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 from sklearn.exceptions import NotFittedError as _SklearnNotFittedError
 
 __all__ = [
+    "ArgumentTypeError",
     "CorruptStoreError",
     "FastprobeError",
     "FastprobeIOError",
@@ -46,6 +48,10 @@ class InvalidInputError(FastprobeError):
     """An argument's value is outside its domain (an empty prompt list, a prompt with no token, ...)."""
 
 
+class ArgumentTypeError(InvalidInputError, TypeError):
+    """An argument has the wrong type (a number where a path is expected); also a :class:`TypeError`."""
+
+
 class FastprobeIOError(FastprobeError, OSError):
     """A file-system operation failed (also an :class:`OSError`)."""
 
@@ -65,8 +71,11 @@ class CorruptStoreError(StoreError):
     """Stored data failed a check (checksum, magic, length); the message names the file, record and prompt."""
 
 
-class MissingActivationsError(StoreError, KeyError):
-    """A prompt has no stored activations at a requested site (also a :class:`KeyError`)."""
+class MissingActivationsError(StoreError, KeyError, FileNotFoundError):
+    """A prompt has no stored activations at a requested site.
+
+    Also a :class:`KeyError` and, as lmprobe's missing cache entries are, a :class:`FileNotFoundError`.
+    """
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
@@ -80,10 +89,11 @@ class NotFittedError(FastprobeError, _SklearnNotFittedError, RuntimeError):
     """
 
 
-class UnsupportedMethodError(FastprobeError, TypeError, AttributeError):
-    """An estimator lacks the method an operation needs (``predict_proba`` of a classifier without probabilities).
+class UnsupportedMethodError(FastprobeError, TypeError, AttributeError, RuntimeError):
+    """An estimator lacks what an operation needs: ``predict_proba``, or the ``coef_`` of layer importance.
 
-    Also a :class:`TypeError` and an :class:`AttributeError`, as lmprobe raises one or the other.
+    Also a :class:`TypeError`, an :class:`AttributeError` and a :class:`RuntimeError`, the types lmprobe raises for
+    these cases.
     """
 
 

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use fastprobe_core::Pooling;
-use fastprobe_core::store::{StorageDtype, Store};
+use fastprobe_core::store::{Content, StorageDtype, Store};
 use ndarray::Array2;
 
 const SITES: [u32; 3] = [0, 7, 29];
@@ -96,7 +96,10 @@ fn sigkill_at_random_points_loses_nothing_committed() {
         }
         for &b in &present {
             let p = prompts(b);
-            assert!(store.contains(&p, &SITES, false).unwrap().iter().all(|&x| x), "batch {b} is partly present");
+            assert!(
+                store.contains(&p, &SITES, Content::Pooled).unwrap().iter().all(|&x| x),
+                "batch {b} is partly present"
+            );
             let (values, offsets) = store.read_tokens(&p, &[SITES[1]]).unwrap();
             assert_eq!(values, tokens(b, SITES[1]), "batch {b} does not read back bit-exactly");
             let last = store.read_pooled(&p, &[SITES[2]], Pooling::LastToken).unwrap();

@@ -5,7 +5,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 
 use fastprobe_core::Pooling;
-use fastprobe_core::store::{INDEX_FILE, StorageDtype, Store};
+use fastprobe_core::store::{Content, INDEX_FILE, StorageDtype, Store};
 use ndarray::{Array2, s};
 
 fn batch(prompts: &[&str], h: usize, seed: f32) -> (Vec<String>, Vec<u32>, Array2<f32>) {
@@ -36,8 +36,8 @@ fn float32_round_trip_is_bit_exact_and_survives_reopen() {
     }
     let max = store.read_pooled(&prompts[2..], &[0], Pooling::Max).unwrap();
     assert_eq!(max.row(0), t0.slice(s![4..9, ..]).fold_axis(ndarray::Axis(0), f32::MIN, |a, b| a.max(*b)));
-    assert_eq!(store.contains(&prompts, &[0, 5], false).unwrap(), vec![true; 3]);
-    assert_eq!(store.contains(&prompts, &[0, 1], false).unwrap(), vec![false; 3]);
+    assert_eq!(store.contains(&prompts, &[0, 5], Content::Pooled).unwrap(), vec![true; 3]);
+    assert_eq!(store.contains(&prompts, &[0, 1], Content::Pooled).unwrap(), vec![false; 3]);
     let listed = store.prompts().unwrap();
     assert_eq!(listed[0], ("alpha".to_owned(), vec![0, 5], 1));
 }
@@ -74,8 +74,8 @@ fn pooled_only_records_serve_pooled_reads_and_are_superseded_by_tokens() {
     assert_eq!(last.row(4), u.row(u.nrows() - 1));
     let mean = store.read_pooled(&q[1..], &[2], Pooling::Mean).unwrap();
     assert_eq!(mean.row(0), u.slice(s![d[0] as usize.., ..]).mean_axis(ndarray::Axis(0)).unwrap());
-    assert_eq!(store.contains(&both, &[2], false).unwrap(), vec![true; 5]);
-    assert_eq!(store.contains(&both, &[2], true).unwrap(), vec![true, true, true, false, false]);
+    assert_eq!(store.contains(&both, &[2], Content::Pooled).unwrap(), vec![true; 5]);
+    assert_eq!(store.contains(&both, &[2], Content::Tokens).unwrap(), vec![true, true, true, false, false]);
     // Reads that need the tokens name the prompt and why.
     for err in [store.read_tokens(&q, &[2]).unwrap_err(), store.read_pooled(&q, &[2], Pooling::Max).unwrap_err()] {
         assert!(matches!(err, fastprobe_core::Error::Missing(_)), "{err:?}");
@@ -86,7 +86,7 @@ fn pooled_only_records_serve_pooled_reads_and_are_superseded_by_tokens() {
     assert!(desc.contains("\"version\": 2"), "{desc}");
     let reopened = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
     assert!(reopened.verify().unwrap().is_empty());
-    assert!(!reopened.contains(&q, &[2], true).unwrap()[0]);
+    assert!(!reopened.contains(&q, &[2], Content::Tokens).unwrap()[0]);
     reopened.write(&q, &d, &[2], &[u.view()], None, true).unwrap();
     assert_eq!(reopened.read_tokens(&q, &[2]).unwrap().0, u);
     reopened.compact().unwrap();
@@ -107,10 +107,168 @@ fn a_version_1_store_is_read_and_upgraded_by_its_first_pooled_only_write() {
     assert_eq!(std::fs::read_to_string(&desc_path).unwrap(), v1, "a full write leaves a version 1 store as it is");
     store.write(&p, &c, &[1], &[t.view()], None, false).unwrap();
     assert!(std::fs::read_to_string(&desc_path).unwrap().contains("\"version\": 2"));
-    std::fs::write(&desc_path, v1.replace("\"version\": 1", "\"version\": 3")).unwrap();
-    let Err(err) = Store::open(dir.path(), StorageDtype::Float32, "{}") else { panic!("version 3 opened") };
+    std::fs::write(&desc_path, v1.replace("\"version\": 1", "\"version\": 4")).unwrap();
+    let Err(err) = Store::open(dir.path(), StorageDtype::Float32, "{}") else { panic!("version 4 opened") };
     let err = err.to_string();
-    assert!(err.contains("store format version 3, this build reads versions 1 to 2"), "{err}");
+    assert!(err.contains("store format version 4, this build reads versions 1 to 3"), "{err}");
+}
+
+/// Last-token vectors of `tokens` (as `batch` makes them): the last row of each prompt.
+fn last_of(tokens: &Array2<f32>, counts: &[u32]) -> Array2<f32> {
+    let ends: Vec<usize> = counts
+        .iter()
+        .scan(0usize, |end, &c| {
+            *end += c as usize;
+            Some(*end - 1)
+        })
+        .collect();
+    tokens.select(ndarray::Axis(0), &ends)
+}
+
+#[test]
+fn last_token_records_serve_last_token_reads_only_and_are_superseded_by_fuller_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    let (p, c, t) = batch(&["north", "south wind", "e"], 5, 0.0);
+    store.write(&p, &c, &[2], &[t.view()], None, true).unwrap();
+    let (q, d, u) = batch(&["west", "up wards"], 5, 3.0);
+    let last = last_of(&u, &d);
+    let before = store.stats().unwrap().live_bytes;
+    store.write_last_token(&q, &d, &[2, 4], &[last.view(), last.view()], None).unwrap();
+    let stats = store.stats().unwrap();
+    assert_eq!((stats.records, stats.prompts, stats.sites.clone()), (3, 5, vec![2, 4]));
+    assert!(stats.live_bytes > before);
+    // Last-token reads mix both kinds of record, bit-exactly; the token counts come along.
+    let both: Vec<String> = [&p[..], &q[..]].concat();
+    let mixed = store.read_pooled(&both, &[2], Pooling::LastToken).unwrap();
+    assert_eq!(mixed.slice(s![..3, ..]), last_of(&t, &c));
+    assert_eq!(mixed.slice(s![3.., ..]), last);
+    let got = store.read_pooled(&q, &[2, 4], Pooling::LastToken).unwrap();
+    assert_eq!(got.slice(s![.., 0..5]), last);
+    assert_eq!(got.slice(s![.., 5..10]), last);
+    let listed = store.prompts().unwrap();
+    assert!(listed.contains(&("up wards".to_owned(), vec![2, 4], d[1])), "{listed:?}");
+    // Presence depends on what the caller reads.
+    assert_eq!(store.contains(&both, &[2], Content::LastToken).unwrap(), vec![true; 5]);
+    assert_eq!(store.contains(&both, &[2], Content::Pooled).unwrap(), vec![true, true, true, false, false]);
+    assert_eq!(store.contains(&both, &[2], Content::Tokens).unwrap(), vec![true, true, true, false, false]);
+    // Every other read names the prompt and what the record lacks.
+    for (err, lacks) in [
+        (
+            store.read_pooled(&q, &[2], Pooling::Mean).unwrap_err(),
+            "its mean vector, which this read needs, was not kept",
+        ),
+        (store.read_pooled(&q, &[4], Pooling::FirstToken).unwrap_err(), "its first_token vector, which"),
+        (store.read_pooled(&q, &[2], Pooling::Max).unwrap_err(), "its tokens, which this read needs, were not kept"),
+        (store.read_tokens(&both, &[2]).unwrap_err(), "its tokens"),
+    ] {
+        assert!(matches!(err, fastprobe_core::Error::Missing(_)), "{err:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("\"west\" is stored at site") && msg.contains("as its last-token vector only"), "{msg}");
+        assert!(msg.contains(lacks), "{msg}");
+    }
+    assert!(store.verify().unwrap().is_empty());
+    // A pooled-only write supersedes at site 2, a full write at site 4; the last-token vectors stay the same.
+    let reopened = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    reopened.write(&q, &d, &[2], &[u.view()], None, false).unwrap();
+    reopened.write(&q[..1], &d[..1], &[4], &[u.slice(s![..d[0] as usize, ..])], None, true).unwrap();
+    assert_eq!(reopened.contains(&q, &[2], Content::Pooled).unwrap(), vec![true, true]);
+    assert_eq!(reopened.contains(&q, &[4], Content::Tokens).unwrap(), vec![true, false]);
+    assert_eq!(reopened.contains(&q, &[4], Content::LastToken).unwrap(), vec![true, true]);
+    let mean = reopened.read_pooled(&q[1..], &[2], Pooling::Mean).unwrap();
+    assert_eq!(mean.row(0), u.slice(s![d[0] as usize.., ..]).mean_axis(ndarray::Axis(0)).unwrap());
+    assert_eq!(reopened.read_pooled(&q, &[2, 4], Pooling::LastToken).unwrap(), got);
+    // A last-token write after a fuller one supersedes it in turn (the newest write wins, as for every kind).
+    reopened.write_last_token(&q[..1], &d[..1], &[2], &[last.slice(s![..1, ..])], None).unwrap();
+    assert_eq!(reopened.contains(&q, &[2], Content::Pooled).unwrap(), vec![false, true]);
+    // Compaction keeps the kind of every live record and drops the superseded ones.
+    reopened.compact().unwrap();
+    let again = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    assert!(again.verify().unwrap().is_empty());
+    assert_eq!(again.contains(&q, &[2], Content::Pooled).unwrap(), vec![false, true]);
+    assert_eq!(again.contains(&q, &[2], Content::LastToken).unwrap(), vec![true, true]);
+    assert_eq!(again.read_pooled(&q, &[2, 4], Pooling::LastToken).unwrap(), got);
+    assert!(again.read_pooled(&q[..1], &[2], Pooling::Mean).is_err());
+}
+
+#[test]
+fn last_token_input_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
+    let (p, c, t) = batch(&["a", "bb"], 3, 0.0);
+    let last = last_of(&t, &c);
+    let err = store.write_last_token(&p, &c, &[0], &[t.view()], None).unwrap_err();
+    assert!(err.to_string().contains("(2, hidden) (one row per prompt)"), "{err}");
+    let err = store.write_last_token(&p, &c[..1], &[0], &[last.view()], None).unwrap_err();
+    assert!(err.to_string().contains("(2,) (one per prompt)"), "{err}");
+    let err = store.write_last_token(&p, &[1, 0], &[0], &[last.view()], None).unwrap_err();
+    assert_eq!(err.to_string(), "prompt 1 has 0 tokens; every stored prompt needs at least one");
+    let err = store.write_last_token(&p, &c, &[0, 1], &[last.view()], None).unwrap_err();
+    assert!(err.to_string().contains("one array per site (2)"), "{err}");
+    let err = store.write_last_token(&[], &[], &[0], &[last.slice(s![..0, ..])], None).unwrap_err();
+    assert!(err.to_string().contains("empty batch"), "{err}");
+    assert_eq!(store.stats().unwrap().records, 0, "nothing of a refused batch is written");
+}
+
+#[test]
+fn older_stores_are_read_and_raised_to_version_3_by_their_first_last_token_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, c, t) = batch(&["old", "older"], 3, 0.0);
+    let desc_path = dir.path().join("store.json");
+    {
+        let store = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+        store.write(&p[..1], &c[..1], &[0], &[t.slice(s![..c[0] as usize, ..])], None, false).unwrap();
+    }
+    let v2 = std::fs::read_to_string(&desc_path).unwrap();
+    assert!(v2.contains("\"version\": 2"), "a new store with pooled-only records is version 2: {v2}");
+    for start in ["\"version\": 1", "\"version\": 2"] {
+        let sub = tempfile::tempdir().unwrap();
+        let dir = sub.path();
+        let store = Store::open(dir, StorageDtype::Float32, "{}").unwrap();
+        store.write(&p, &c, &[0], &[t.view()], None, true).unwrap();
+        let desc_path = dir.join("store.json");
+        let old = std::fs::read_to_string(&desc_path).unwrap().replace("\"version\": 2", start);
+        std::fs::write(&desc_path, &old).unwrap();
+        let store = Store::open(dir, StorageDtype::Float32, "{}").unwrap();
+        assert_eq!(store.read_tokens(&p, &[0]).unwrap().0, t, "an older store reads as it is");
+        store.write(&p, &c, &[1], &[t.view()], None, true).unwrap();
+        assert_eq!(std::fs::read_to_string(&desc_path).unwrap(), old, "a full write leaves it as it is");
+        let last = last_of(&t, &c);
+        store.write_last_token(&p, &c, &[2], &[last.view()], None).unwrap();
+        let now = std::fs::read_to_string(&desc_path).unwrap();
+        assert_eq!(now, old.replace(start, "\"version\": 3"), "only the version changes");
+        // A later pooled-only write does not lower it.
+        store.write(&p, &c, &[3], &[t.view()], None, false).unwrap();
+        assert!(std::fs::read_to_string(&desc_path).unwrap().contains("\"version\": 3"));
+        let reopened = Store::open(dir, StorageDtype::Float32, "{}").unwrap();
+        assert_eq!(reopened.read_pooled(&p, &[2], Pooling::LastToken).unwrap(), last);
+        assert!(reopened.verify().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn eviction_drops_last_token_records_like_any_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    let mut batches = Vec::new();
+    for b in 0..6 {
+        let names: Vec<String> = (0..16).map(|i| format!("pulled {b} {i}")).collect();
+        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (p, c, t) = batch(&refs, 256, b as f32);
+        let last = last_of(&t, &c);
+        store.write_last_token(&p, &c, &[0], &[last.view()], None).unwrap();
+        batches.push((p, last));
+    }
+    // The last batch is read last: the most recently used.
+    let reader = Store::open(dir.path(), StorageDtype::Float32, "{}").unwrap();
+    assert_eq!(reader.read_pooled(&batches[5].0, &[0], Pooling::LastToken).unwrap(), batches[5].1);
+    let full = store.stats().unwrap().disk_bytes;
+    store.evict(full / 2).unwrap();
+    assert!(store.stats().unwrap().disk_bytes <= full / 2);
+    assert!(!store.contains(&batches[0].0, &[0], Content::LastToken).unwrap()[0], "the oldest batch is evicted");
+    assert!(store.contains(&batches[5].0, &[0], Content::LastToken).unwrap().iter().all(|&x| x));
+    assert_eq!(reader.read_pooled(&batches[5].0, &[0], Pooling::LastToken).unwrap(), batches[5].1);
+    assert!(store.verify().unwrap().is_empty());
 }
 
 #[test]
@@ -130,7 +288,7 @@ fn leftovers_of_a_killed_writer_are_ignored_then_truncated() {
     let (p2, c2, t2) = batch(&["three"], 4, 1.0);
     reopened.write(&p2, &c2, &[0], &[t2.view()], None, true).unwrap();
     let fresh = Store::open(dir.path(), StorageDtype::Bfloat16, "{}").unwrap();
-    assert_eq!(fresh.contains(&["one".into(), "three".into()], &[0], false).unwrap(), vec![true, true]);
+    assert_eq!(fresh.contains(&["one".into(), "three".into()], &[0], Content::Pooled).unwrap(), vec![true, true]);
     assert!(fresh.verify().unwrap().is_empty(), "{:?}", fresh.verify());
 }
 
@@ -169,10 +327,10 @@ fn eviction_drops_least_recently_used_and_compaction_reclaims_space() {
     assert!(after.disk_bytes <= budget, "{} > {budget}", after.disk_bytes);
     assert!(freed >= full - budget);
     assert!(
-        writer.contains(&all[0].0, &[1], false).unwrap().iter().all(|&x| x),
+        writer.contains(&all[0].0, &[1], Content::Pooled).unwrap().iter().all(|&x| x),
         "the most recently read record is kept"
     );
-    assert!(!writer.contains(&all[1].0, &[0], false).unwrap()[0], "the oldest unread batch is evicted first");
+    assert!(!writer.contains(&all[1].0, &[0], Content::Pooled).unwrap()[0], "the oldest unread batch is evicted first");
     // The stale reader still reads what survived (its segment was rewritten under it), bit-exactly.
     let (again, _) = reader.read_tokens(&all[0].0, &[1]).unwrap();
     assert_eq!(again, v0);

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use fastprobe_core::store::{StorageDtype, Store};
+use fastprobe_core::store::{Content, StorageDtype, Store};
 use ndarray::Axis;
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray3, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
@@ -98,6 +98,46 @@ impl PyStore {
         })
     }
 
+    /// Write last-token-only records atomically: `vectors` is (`n_sites`, len(prompts), hidden) float32, each
+    /// prompt's last-token vector per site; `counts[i]` is prompt i's token count. Such records serve last-token
+    /// reads only.
+    #[pyo3(signature = (prompts, counts, sites, vectors, dtype=None, n_threads=None))]
+    #[allow(clippy::too_many_arguments)] // mirrors the Python signature
+    fn write_last_token(
+        &self,
+        py: Python<'_>,
+        prompts: Vec<String>,
+        counts: PyReadonlyArray1<'_, i64>,
+        sites: Vec<u32>,
+        vectors: PyReadonlyArray3<'_, f32>,
+        dtype: Option<&str>,
+        n_threads: Option<usize>,
+    ) -> PyResult<()> {
+        let dtype = self::dtype(py, dtype)?;
+        convert::require_contiguous(py, "vectors", &vectors)?;
+        let counts: Vec<u32> = convert::indices(py, "counts", &counts)?
+            .into_iter()
+            .map(|c| u32::try_from(c).unwrap_or(u32::MAX))
+            .collect();
+        let shape = vectors.shape().to_vec();
+        if shape[1] != prompts.len() {
+            return Err(to_pyerr(
+                py,
+                fastprobe_core::Error::shape(
+                    "vectors",
+                    format!("(n_sites, {}, hidden) (one row per prompt)", prompts.len()),
+                    format!("{shape:?}"),
+                ),
+            ));
+        }
+        let v = vectors.as_array();
+        let store = Arc::clone(&self.inner);
+        run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
+            let views: Vec<_> = v.axis_iter(Axis(0)).collect();
+            store.write_last_token(&prompts, &counts, &sites, &views, dtype)
+        })
+    }
+
     /// Pooled vectors of every (prompt, site): (len(prompts), len(sites) * hidden) float32, sites in the given order.
     #[pyo3(signature = (prompts, sites, pooling="last_token", n_threads=None))]
     fn read_pooled<'py>(
@@ -131,11 +171,25 @@ impl PyStore {
         Ok((values.into_pyarray(py), offsets.into_pyarray(py)))
     }
 
-    /// For each prompt, whether it is stored at every one of `sites` (with its tokens, when `tokens` is true).
-    #[pyo3(signature = (prompts, sites, tokens=false))]
-    fn contains(&self, py: Python<'_>, prompts: Vec<String>, sites: Vec<u32>, tokens: bool) -> PyResult<Vec<bool>> {
+    /// For each prompt, whether it is stored at every one of `sites` in a record that serves what the caller reads:
+    /// its tokens when `tokens` is true; else the vectors of `pooling` (a pooling name) when given; else all three
+    /// pooled vectors (last token, mean, first token).
+    #[pyo3(signature = (prompts, sites, tokens=false, pooling=None))]
+    fn contains(
+        &self,
+        py: Python<'_>,
+        prompts: Vec<String>,
+        sites: Vec<u32>,
+        tokens: bool,
+        pooling: Option<&str>,
+    ) -> PyResult<Vec<bool>> {
+        let need = match (tokens, pooling) {
+            (true, _) => Content::Tokens,
+            (false, Some(name)) => Content::needed_for(convert::pooling(py, name)?),
+            (false, None) => Content::Pooled,
+        };
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites, tokens))
+        run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites, need))
     }
 
     /// Every stored prompt, sorted by prompt text: a list of (prompt, [site, ...], token count).

@@ -14,6 +14,7 @@
 //!   op 4 MOVE    u64 record, u32 segment, u64 offset
 //!   op 5 SEGMENT u32 segment, u64 committed end (0: the segment number is used up, the file is gone)
 //!   op 6 PUT     as op 1, for a pooled-only record (store format version 2)
+//!   op 7 PUT     as op 1, for a last-token-only record (store format version 3)
 //! ```
 //!
 //! A transaction is visible only once its whole body is on disk with a matching checksum, which makes a batch of
@@ -24,7 +25,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::codec::StorageDtype;
-use super::record::Key;
+use super::record::{Content, Key};
 
 /// Index file magic.
 pub const MAGIC: &[u8; 8] = b"FPIDX001";
@@ -58,8 +59,9 @@ pub struct RecordMeta {
     pub keys: Vec<Key>,
     /// Token counts, in row order.
     pub counts: Vec<u32>,
-    /// Whether the record keeps its tokens (false: a pooled-only record, written by op kind 6).
-    pub tokens: bool,
+    /// What the record keeps: its tokens (op kind 1), its pooled vectors only (op kind 6) or its last-token vectors
+    /// only (op kind 7).
+    pub content: Content,
     /// Rows still reachable through the key map (a newer write of the same prompt and site hides a row).
     pub live_rows: u32,
 }
@@ -157,7 +159,7 @@ fn parse_ops(body: &[u8]) -> Option<(u64, Vec<Op>)> {
     let mut ops = Vec::new();
     for _ in 0..n_ops {
         let op = match r.u8()? {
-            kind @ (1 | 6) => {
+            kind @ (1 | 6 | 7) => {
                 let id = r.u64()?;
                 let segment = r.u32()?;
                 let offset = r.u64()?;
@@ -188,7 +190,7 @@ fn parse_ops(body: &[u8]) -> Option<(u64, Vec<Op>)> {
                     total_tokens,
                     keys,
                     counts,
-                    tokens: kind == 1,
+                    content: Content::from_op_kind(kind)?,
                     live_rows,
                 })
             }
@@ -216,7 +218,7 @@ pub fn encode_tx(seq: u64, ops: &[Op]) -> Vec<u8> {
     for op in ops {
         match op {
             Op::Put(m) => {
-                body.push(if m.tokens { 1 } else { 6 });
+                body.push(m.content.op_kind());
                 body.extend_from_slice(&m.id.to_le_bytes());
                 body.extend_from_slice(&m.segment.to_le_bytes());
                 body.extend_from_slice(&m.offset.to_le_bytes());
@@ -423,7 +425,7 @@ mod tests {
             total_tokens: prompts.len() as u64,
             keys: prompts.iter().map(|p| key_of(p)).collect(),
             counts: vec![1; prompts.len()],
-            tokens: id.is_multiple_of(2),
+            content: [Content::Tokens, Content::Pooled, Content::LastToken][(id % 3) as usize],
             live_rows: prompts.len() as u32,
         })
     }
@@ -448,10 +450,29 @@ mod tests {
         assert_eq!(s.by_key.get(&(key_of("b"), 3)), Some(&(1, 0)));
         assert_eq!(s.by_key.get(&(key_of("a"), 3)), None);
         assert_eq!(s.records.keys().copied().collect::<Vec<_>>(), vec![1]);
-        assert!(!s.records[&1].tokens, "record 1 was written as pooled-only (op 6)");
+        assert_eq!(s.records[&1].content, Content::Pooled, "record 1 was written as pooled-only (op 6)");
         assert_eq!(s.prompts[&key_of("a")], "a");
         assert_eq!(s.next_id, 2);
         assert!(s.damage.is_empty());
+    }
+
+    #[test]
+    fn every_record_kind_survives_encoding_and_supersedes_any_other() {
+        // Records 0, 1, 2 are full, pooled-only and last-token-only (op kinds 1, 6, 7); each replaces the last.
+        let l = log(&[vec![put(0, 2, &["p"])], vec![put(1, 2, &["p"]), put(2, 3, &["p"])], vec![put(3, 3, &["q"])]]);
+        let s = IndexState::from_log(&l).unwrap();
+        assert!(s.damage.is_empty());
+        assert_eq!(s.records[&1].content, Content::Pooled);
+        assert_eq!(s.records[&2].content, Content::LastToken);
+        assert_eq!(s.records[&3].content, Content::Tokens);
+        assert_eq!(s.by_key.get(&(key_of("p"), 2)), Some(&(1, 0)), "record 0's only row was superseded");
+        assert!(!s.records.contains_key(&0));
+        let l = log(&[vec![put(2, 3, &["p"])], vec![put(3, 3, &["p"])]]);
+        let s = IndexState::from_log(&l).unwrap();
+        assert_eq!(s.by_key.get(&(key_of("p"), 3)), Some(&(3, 0)), "a full record supersedes a last-token one");
+        assert_eq!(s.records.keys().copied().collect::<Vec<_>>(), vec![3]);
+        let op7 = encode_tx(0, &[put(2, 3, &["p"])]);
+        assert_eq!(op7[12 + 12], 7, "a last-token-only record is put by op kind 7");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use rayon::prelude::*;
 
 pub use codec::StorageDtype;
 pub use index::{IndexState, Op, RecordMeta};
-pub use record::{Key, RecordView, key_of};
+pub use record::{Content, Key, RecordView, key_of};
 
 use crate::error::{Error, Result};
 use crate::pooling::{self, Pooling};
@@ -47,9 +47,14 @@ pub const SEGMENT_MAGIC: &[u8; 8] = b"FPSEG001";
 pub const SEGMENT_HEADER_LEN: u64 = 16;
 /// A segment stops taking new records once it reaches this size.
 pub const SEGMENT_TARGET_BYTES: u64 = 256 << 20;
-/// The format version written to `store.json`. Version 2 added pooled-only records; a version 1 store is a
-/// version 2 store without them, read as is and upgraded (its `store.json` rewritten) by the first pooled-only write.
-pub const FORMAT_VERSION: u32 = 2;
+/// The highest format version this build reads (`store.json`). Version 2 added pooled-only records, version 3
+/// last-token-only records; each version's stores are the next version's stores without the newer kind, so every
+/// older store is read as it is. A store records a version that knows every kind of record it holds: it is created
+/// as [`NEW_STORE_VERSION`], and the first write of a newer kind raises it (rewriting `store.json`), so that an older
+/// build refuses a store it would misread and keeps reading the stores it can.
+pub const FORMAT_VERSION: u32 = 3;
+/// The format version a new store is created with (it may take pooled-only records without an upgrade).
+pub const NEW_STORE_VERSION: u32 = 2;
 /// Name of the access-time file: one little-endian u64 (nanoseconds since the Unix epoch) per record id, written
 /// by readers and writers alike; eviction drops the records with the oldest stamps first.
 pub const ACCESS_FILE: &str = "access.bin";
@@ -170,7 +175,7 @@ impl Store {
                 .map_err(|e| Error::InvalidInput(format!("the store fingerprint must be JSON: {e}")))?;
             let desc = serde_json::json!({
                 "format": "fastprobe-store",
-                "version": FORMAT_VERSION,
+                "version": NEW_STORE_VERSION,
                 "dtype": dtype.name(),
                 "fingerprint": fp,
             });
@@ -225,16 +230,18 @@ impl Store {
         fs::read_to_string(&p).map_err(io_err(&p))
     }
 
-    /// Rewrites a version 1 `store.json` as version 2 (call with the writer lock held), so that builds that predate
-    /// pooled-only records refuse the store instead of skipping their index entries as damage.
-    fn upgrade_description(&self) -> Result<()> {
+    /// Raises the version in `store.json` to at least the one that knows records of kind `content` (call with the
+    /// writer lock held), so that builds that predate the kind refuse the store instead of skipping its index
+    /// entries as damage. A store at that version or above is left as it is.
+    fn upgrade_description(&self, content: Content) -> Result<()> {
         let path = self.dir.join(STORE_FILE);
         let mut desc: serde_json::Value = serde_json::from_slice(&fs::read(&path).map_err(io_err(&path))?)
             .map_err(|e| Error::Corrupt(format!("{}: not valid JSON: {e}", path.display())))?;
-        if desc.get("version").and_then(serde_json::Value::as_u64) == Some(u64::from(FORMAT_VERSION)) {
+        let needed = u64::from(content.store_version());
+        if desc.get("version").and_then(serde_json::Value::as_u64).is_some_and(|v| v >= needed) {
             return Ok(());
         }
-        desc["version"] = serde_json::json!(FORMAT_VERSION);
+        desc["version"] = serde_json::json!(needed);
         write_atomic(&path, serde_json::to_string_pretty(&desc).unwrap_or_default().as_bytes())
     }
 
@@ -376,11 +383,63 @@ impl Store {
         keep_tokens: bool,
     ) -> Result<()> {
         let dtype = dtype.unwrap_or(self.dtype);
+        Self::check_batch(prompts, counts, sites, tokens.len(), "tokens")?;
+        let keys: Vec<Key> = prompts.iter().map(|p| key_of(p)).collect();
+        let encoded: Vec<Vec<u8>> = sites
+            .par_iter()
+            .zip(tokens.par_iter())
+            .map(|(&site, t)| record::encode(site, dtype, &keys, counts, t.view(), keep_tokens))
+            .collect::<Result<_>>()?;
+        let hidden: Vec<u32> = tokens.iter().map(|t| t.ncols() as u32).collect();
+        let content = if keep_tokens { Content::Tokens } else { Content::Pooled };
+        self.append(prompts, &keys, counts, sites, &hidden, &encoded, dtype, content)
+    }
+
+    /// Writes last-token-only records: each prompt's last-token vector and token count at several sites, atomically.
+    ///
+    /// `last[j]` holds site `sites[j]`'s vectors, `(len(prompts), hidden)`, one row per prompt. Such records keep no
+    /// mean, first-token or token values: they serve last-token reads only, every other read (and [`Store::contains`]
+    /// asked for more) reports the prompt as missing, and a later write of the prompt in any form supersedes them.
+    /// The first such write raises the store's format version to 3.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] / [`Error::Shape`] on inconsistent input, [`Error::Io`] when the disk fails (the
+    /// store stays consistent: nothing of this batch becomes visible).
+    pub fn write_last_token(
+        &self,
+        prompts: &[String],
+        counts: &[u32],
+        sites: &[u32],
+        last: &[ArrayView2<'_, f32>],
+        dtype: Option<StorageDtype>,
+    ) -> Result<()> {
+        let dtype = dtype.unwrap_or(self.dtype);
+        Self::check_batch(prompts, counts, sites, last.len(), "last-token vectors")?;
+        let keys: Vec<Key> = prompts.iter().map(|p| key_of(p)).collect();
+        let encoded: Vec<Vec<u8>> = sites
+            .par_iter()
+            .zip(last.par_iter())
+            .map(|(&site, v)| record::encode_last_token(site, dtype, &keys, counts, v.view()))
+            .collect::<Result<_>>()?;
+        let hidden: Vec<u32> = last.iter().map(|v| v.ncols() as u32).collect();
+        self.append(prompts, &keys, counts, sites, &hidden, &encoded, dtype, Content::LastToken)
+    }
+
+    /// Checks what every write checks: a non-empty batch, one array per site, distinct sites, no prompt without a
+    /// token, one count per prompt.
+    fn check_batch(prompts: &[String], counts: &[u32], sites: &[u32], arrays: usize, what: &str) -> Result<()> {
         if prompts.is_empty() {
             return Err(Error::InvalidInput("cannot write an empty batch: give at least one prompt".into()));
         }
-        if sites.len() != tokens.len() {
-            return Err(Error::shape("tokens", format!("one array per site ({})", sites.len()), tokens.len()));
+        if sites.len() != arrays {
+            return Err(Error::shape(what, format!("one array per site ({})", sites.len()), arrays));
+        }
+        if counts.len() != prompts.len() {
+            return Err(Error::shape(
+                "token counts",
+                format!("({},) (one per prompt)", prompts.len()),
+                format!("({},)", counts.len()),
+            ));
         }
         if let Some(i) = counts.iter().position(|&c| c == 0) {
             return Err(Error::InvalidInput(format!(
@@ -391,16 +450,25 @@ impl Store {
         if let Some(s) = sites.iter().find(|s| !seen.insert(**s)) {
             return Err(Error::InvalidInput(format!("site {s} appears twice in one write")));
         }
-        let keys: Vec<Key> = prompts.iter().map(|p| key_of(p)).collect();
-        let encoded: Vec<Vec<u8>> = sites
-            .par_iter()
-            .zip(tokens.par_iter())
-            .map(|(&site, t)| record::encode(site, dtype, &keys, counts, t.view(), keep_tokens))
-            .collect::<Result<_>>()?;
+        Ok(())
+    }
 
+    /// Appends encoded records (one per site) and commits them in one transaction, under the lock.
+    #[allow(clippy::too_many_arguments)] // the parts of one batch, shared by both kinds of write
+    fn append(
+        &self,
+        prompts: &[String],
+        keys: &[Key],
+        counts: &[u32],
+        sites: &[u32],
+        hidden: &[u32],
+        encoded: &[Vec<u8>],
+        dtype: StorageDtype,
+        content: Content,
+    ) -> Result<()> {
         let _lock = Self::lock_dir(&self.dir)?;
-        if !keep_tokens {
-            self.upgrade_description()?;
+        if content != Content::Tokens {
+            self.upgrade_description(content)?;
         }
         self.refresh()?;
         let mut state = self.state.write().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -412,7 +480,6 @@ impl Store {
                 ops.push(Op::Prompt(*k, p.clone()));
             }
         }
-        let hidden = |j: usize| tokens[j].ncols() as u32;
         for (j, (bytes, id)) in encoded.iter().zip(state.next_id..).enumerate() {
             file.write_all(bytes).map_err(io_err(&seg_path))?;
             ops.push(Op::Put(RecordMeta {
@@ -421,12 +488,12 @@ impl Store {
                 offset,
                 length: bytes.len() as u64,
                 site: sites[j],
-                hidden: hidden(j),
+                hidden: hidden[j],
                 dtype,
                 total_tokens: counts.iter().map(|&c| u64::from(c)).sum(),
-                keys: keys.clone(),
+                keys: keys.to_vec(),
                 counts: counts.to_vec(),
-                tokens: keep_tokens,
+                content,
                 live_rows: keys.len() as u32,
             }));
             offset += bytes.len() as u64;
@@ -491,16 +558,22 @@ impl Store {
         if view.site != meta.site
             || view.n_prompts != meta.keys.len()
             || view.hidden != meta.hidden as usize
-            || view.tokens_kept != meta.tokens
+            || view.content != meta.content
         {
             return Err(describe(Error::Corrupt("record header disagrees with the index".into())));
         }
         f(&view).map_err(describe)
     }
 
-    /// Looks up every (prompt, site) cell: `cells[i * sites.len() + j] = (record id, row)`. With `need_tokens`, a
-    /// cell held by a pooled-only record counts as missing.
-    fn locate(state: &IndexState, prompts: &[String], sites: &[u32], need_tokens: bool) -> Result<Vec<(u64, u32)>> {
+    /// Looks up every (prompt, site) cell: `cells[i * sites.len() + j] = (record id, row)`. A cell held by a record
+    /// that keeps less than `need` counts as missing `needed` (what the read needs, for the message).
+    fn locate(
+        state: &IndexState,
+        prompts: &[String],
+        sites: &[u32],
+        need: Content,
+        needed: &str,
+    ) -> Result<Vec<(u64, u32)>> {
         let mut cells = Vec::with_capacity(prompts.len() * sites.len());
         for (i, p) in prompts.iter().enumerate() {
             let k = key_of(p);
@@ -508,11 +581,13 @@ impl Store {
                 let cell = state.by_key.get(&(k, s)).ok_or_else(|| {
                     Error::Missing(format!("prompt {:?} has no stored activations at site {s}", prompts[i]))
                 })?;
-                if need_tokens && !state.records.get(&cell.0).is_some_and(|m| m.tokens) {
+                let kept = state.records.get(&cell.0).map_or(Content::LastToken, |m| m.content);
+                if !kept.serves(need) {
                     return Err(Error::Missing(format!(
-                        "prompt {:?} is stored at site {s} as pooled vectors only (last token, mean, first token); \
-                         its tokens, which this read needs, were not kept",
-                        prompts[i]
+                        "prompt {:?} is stored at site {s} as {}; {needed}, which this read needs, {} not kept",
+                        prompts[i],
+                        kept.describe(),
+                        if needed.ends_with('s') { "were" } else { "was" }
                     )));
                 }
                 cells.push(*cell);
@@ -556,7 +631,9 @@ impl Store {
     /// computed from the tokens.
     ///
     /// # Errors
-    /// [`Error::Missing`] when a prompt is not stored at a site, [`Error::Corrupt`] naming the damaged record.
+    /// [`Error::Missing`] when a prompt is not stored at a site, or only in a record that lacks what the pooling
+    /// reads (tokens for max and min; a last-token-only record for mean and first token); [`Error::Corrupt`]
+    /// naming the damaged record.
     pub fn read_pooled(&self, prompts: &[String], sites: &[u32], pooling: Pooling) -> Result<Array2<f32>> {
         self.retry_moved(|| self.read_pooled_once(prompts, sites, pooling))
     }
@@ -564,7 +641,9 @@ impl Store {
     fn read_pooled_once(&self, prompts: &[String], sites: &[u32], pooling: Pooling) -> Result<Array2<f32>> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, prompts, sites, record::pooled_frame(pooling).is_none())?;
+        let need = Content::needed_for(pooling);
+        let needed = if need == Content::Tokens { "its tokens".to_owned() } else { format!("its {pooling} vector") };
+        let cells = Self::locate(&state, prompts, sites, need, &needed)?;
         let h = Self::hidden_of(&state, &cells)?;
         let (n, l) = (prompts.len(), sites.len());
         let mut out = crate::buffer::zeroed_array(n, l * h);
@@ -617,7 +696,7 @@ impl Store {
     fn read_tokens_once(&self, prompts: &[String], sites: &[u32]) -> Result<(Array2<f32>, Vec<usize>)> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let cells = Self::locate(&state, prompts, sites, true)?;
+        let cells = Self::locate(&state, prompts, sites, Content::Tokens, "its tokens")?;
         let h = Self::hidden_of(&state, &cells)?;
         let (n, l) = (prompts.len(), sites.len());
         let mut offsets = vec![0usize; n + 1];
@@ -862,19 +941,20 @@ impl Store {
         Ok(())
     }
 
-    /// For each prompt, whether it is stored at every one of `sites` (with its tokens, when `tokens` is true;
-    /// otherwise pooled-only records count too).
+    /// For each prompt, whether it is stored at every one of `sites` in a record that keeps at least `need`:
+    /// [`Content::Tokens`] for reads of tokens (or of max, min), [`Content::Pooled`] for the three pooled vectors,
+    /// [`Content::LastToken`] for the last-token vector alone (see [`Content::needed_for`]).
     ///
     /// # Errors
     /// [`Error::Io`] when the index cannot be read.
-    pub fn contains(&self, prompts: &[String], sites: &[u32], tokens: bool) -> Result<Vec<bool>> {
+    pub fn contains(&self, prompts: &[String], sites: &[u32], need: Content) -> Result<Vec<bool>> {
         self.refresh()?;
         let state = self.state.read().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stored = |k: Key, s: u32| {
             state
                 .by_key
                 .get(&(k, s))
-                .is_some_and(|(rid, _)| !tokens || state.records.get(rid).is_some_and(|m| m.tokens))
+                .is_some_and(|(rid, _)| state.records.get(rid).is_some_and(|m| m.content.serves(need)))
         };
         Ok(prompts
             .iter()
@@ -949,10 +1029,10 @@ impl Store {
                             return Err(Error::Corrupt(format!("row {i} disagrees with the index")));
                         }
                     }
-                    for f in 0..3 {
+                    for f in 0..view.content.frames().min(3) {
                         view.decode_pooled(f)?;
                     }
-                    if view.tokens_kept { view.decode_tokens().map(|_| ()) } else { Ok(()) }
+                    if view.content == Content::Tokens { view.decode_tokens().map(|_| ()) } else { Ok(()) }
                 })
                 .err()
                 .map(|e| e.to_string())

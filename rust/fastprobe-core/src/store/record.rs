@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! 0   magic "FPRC"          4   u16 version          6  u8 dtype        7  u8 codec (1 = shuffle + zstd)
-//! 8   u32 site              12  u32 n_prompts        16 u32 hidden      20 u32 flags (bit 0: pooled only)
+//! 8   u32 site              12  u32 n_prompts        16 u32 hidden      20 u32 flags (bit 0: pooled only,
+//!                                                                                  bit 1: last token only)
 //! 24  u64 total_tokens
 //! 32  u64 frame_len[4]      frames: pooled last, pooled mean, pooled first, tokens
 //! 64  u32 frame_crc[4]      CRC-32 (IEEE) of each frame's bytes
@@ -17,6 +18,10 @@
 //!
 //! A *pooled-only* record (flag bit 0) keeps the three pooled frames and the token counts but not the tokens: its
 //! token frame is empty. It serves last-token, mean and first-token reads at a fraction of the bytes.
+//!
+//! A *last-token-only* record (flag bit 1) keeps the last-token frame and the token counts only: frames 1 to 3 are
+//! empty. It holds what a pooled activation dataset gives (each prompt's last-token vector) and serves last-token
+//! reads only; every other read reports the prompt as missing what it needs.
 
 use ndarray::ArrayView2;
 
@@ -37,6 +42,118 @@ pub const CODEC_SHUFFLE_ZSTD: u8 = 1;
 pub const HEADER_LEN: usize = 88;
 /// Flag bit: the record holds the pooled vectors only (its token frame is empty).
 pub const FLAG_POOLED_ONLY: u32 = 1;
+/// Flag bit: the record holds the last-token vectors only (its mean, first-token and token frames are empty).
+pub const FLAG_LAST_TOKEN_ONLY: u32 = 2;
+
+/// What a record keeps, from least to most: each kind serves every read the kinds below it serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Content {
+    /// The last-token vectors and the token counts (flag bit 1; index op 7; store format version 3).
+    LastToken,
+    /// The three pooled vectors and the token counts (flag bit 0; index op 6; store format version 2).
+    Pooled,
+    /// The tokens and the three pooled vectors (no flag; index op 1; store format version 1).
+    Tokens,
+}
+
+impl Content {
+    /// The record flags of this kind.
+    #[must_use]
+    pub fn flags(self) -> u32 {
+        match self {
+            Content::LastToken => FLAG_LAST_TOKEN_ONLY,
+            Content::Pooled => FLAG_POOLED_ONLY,
+            Content::Tokens => 0,
+        }
+    }
+
+    /// The kind marked by record flags, or `None` for flags no kind has.
+    #[must_use]
+    pub fn from_flags(flags: u32) -> Option<Self> {
+        match flags {
+            0 => Some(Content::Tokens),
+            FLAG_POOLED_ONLY => Some(Content::Pooled),
+            FLAG_LAST_TOKEN_ONLY => Some(Content::LastToken),
+            _ => None,
+        }
+    }
+
+    /// The index operation kind that adds a record of this kind.
+    #[must_use]
+    pub fn op_kind(self) -> u8 {
+        match self {
+            Content::Tokens => 1,
+            Content::Pooled => 6,
+            Content::LastToken => 7,
+        }
+    }
+
+    /// The kind added by an index operation kind, or `None` for an operation that adds no record.
+    #[must_use]
+    pub fn from_op_kind(kind: u8) -> Option<Self> {
+        match kind {
+            1 => Some(Content::Tokens),
+            6 => Some(Content::Pooled),
+            7 => Some(Content::LastToken),
+            _ => None,
+        }
+    }
+
+    /// The lowest store format version (`store.json`) whose readers know this kind.
+    #[must_use]
+    pub fn store_version(self) -> u32 {
+        match self {
+            Content::Tokens => 1,
+            Content::Pooled => 2,
+            Content::LastToken => 3,
+        }
+    }
+
+    /// How many frames, from frame 0, the kind stores (the rest are empty).
+    #[must_use]
+    pub fn frames(self) -> usize {
+        match self {
+            Content::LastToken => 1,
+            Content::Pooled => 3,
+            Content::Tokens => 4,
+        }
+    }
+
+    /// The least a record must keep to serve a read with `pooling`.
+    #[must_use]
+    pub fn needed_for(pooling: Pooling) -> Self {
+        match pooling {
+            Pooling::LastToken => Content::LastToken,
+            Pooling::Mean | Pooling::FirstToken => Content::Pooled,
+            Pooling::Max | Pooling::Min => Content::Tokens,
+        }
+    }
+
+    /// Whether a record of this kind serves a read that needs `need`.
+    #[must_use]
+    pub fn serves(self, need: Content) -> bool {
+        self >= need
+    }
+
+    /// What a record of this kind holds, for messages ("stored ... as ...").
+    #[must_use]
+    pub fn describe(self) -> &'static str {
+        match self {
+            Content::LastToken => "its last-token vector only (a pooled activation dataset's form)",
+            Content::Pooled => "pooled vectors only (last token, mean, first token)",
+            Content::Tokens => "every token with its pooled vectors",
+        }
+    }
+
+    /// The name of a record of this kind, for messages about damage ("a ... record").
+    fn name(self) -> &'static str {
+        match self {
+            Content::LastToken => "last-token-only",
+            Content::Pooled => "pooled-only",
+            Content::Tokens => "full",
+        }
+    }
+}
 
 /// The pooled vectors a record keeps beside its tokens, in frame order.
 pub const POOLED: [Pooling; 3] = [Pooling::LastToken, Pooling::Mean, Pooling::FirstToken];
@@ -103,14 +220,65 @@ pub fn encode(
         frames.push(codec::compress(&codec::transpose_high_planes(&planes, n, hidden, dtype, true), None)?);
         pooled_planes.push(planes);
     }
-    if keep_tokens {
+    let content = if keep_tokens {
         let prefix = tokens_prefix(&pooled_planes, dtype);
         let planes = codec::encode_shuffled(tokens.as_slice().unwrap_or_default(), dtype);
         frames.push(codec::compress(&planes, Some(&prefix))?);
+        Content::Tokens
     } else {
         frames.push(Vec::new());
-    }
+        Content::Pooled
+    };
+    assemble(site, dtype, keys, counts, hidden, content, &frames)
+}
 
+/// Encodes a last-token-only record from each prompt's last-token vector and its token count.
+///
+/// `last` is `(n prompts, hidden)`, prompts in `keys` order; `counts[i]` is prompt `i`'s token count (each >= 1).
+///
+/// # Errors
+/// [`Error::Shape`] when `last` or `counts` does not hold one entry per key, [`Error::InvalidInput`] when a count
+/// is 0.
+pub fn encode_last_token(
+    site: u32,
+    dtype: StorageDtype,
+    keys: &[Key],
+    counts: &[u32],
+    last: ArrayView2<'_, f32>,
+) -> Result<Vec<u8>> {
+    let n = keys.len();
+    if counts.len() != n {
+        return Err(Error::shape("token counts", format!("({n},) (one per prompt)"), format!("({},)", counts.len())));
+    }
+    let (rows, hidden) = last.dim();
+    if rows != n {
+        return Err(Error::shape(
+            "last-token vectors",
+            format!("({n}, hidden) (one row per prompt)"),
+            format!("({rows}, {hidden})"),
+        ));
+    }
+    if let Some(i) = counts.iter().position(|&c| c == 0) {
+        return Err(Error::InvalidInput(format!("prompt {i} has 0 tokens; every stored prompt needs at least one")));
+    }
+    let last = last.as_standard_layout();
+    let planes = codec::encode_shuffled(last.as_slice().unwrap_or_default(), dtype);
+    let frame = codec::compress(&codec::transpose_high_planes(&planes, n, hidden, dtype, true), None)?;
+    assemble(site, dtype, keys, counts, hidden, Content::LastToken, &[frame, Vec::new(), Vec::new(), Vec::new()])
+}
+
+/// Lays out a record: header, keys, counts and the four frames (empty ones included).
+fn assemble(
+    site: u32,
+    dtype: StorageDtype,
+    keys: &[Key],
+    counts: &[u32],
+    hidden: usize,
+    content: Content,
+    frames: &[Vec<u8>],
+) -> Result<Vec<u8>> {
+    let n = keys.len();
+    let total: u64 = counts.iter().map(|&c| u64::from(c)).sum();
     let body_len: usize = frames.iter().map(Vec::len).sum::<usize>() + n * 36;
     let mut out = Vec::with_capacity(HEADER_LEN + body_len);
     out.extend_from_slice(MAGIC);
@@ -124,12 +292,12 @@ pub fn encode(
     out.extend_from_slice(
         &u32::try_from(hidden).map_err(|_| Error::InvalidInput("hidden size too large".into()))?.to_le_bytes(),
     );
-    out.extend_from_slice(&(if keep_tokens { 0 } else { FLAG_POOLED_ONLY }).to_le_bytes());
-    out.extend_from_slice(&(total as u64).to_le_bytes());
-    for f in &frames {
+    out.extend_from_slice(&content.flags().to_le_bytes());
+    out.extend_from_slice(&total.to_le_bytes());
+    for f in frames {
         out.extend_from_slice(&(f.len() as u64).to_le_bytes());
     }
-    for f in &frames {
+    for f in frames {
         out.extend_from_slice(&crc32fast::hash(f).to_le_bytes());
     }
     let meta_crc_at = out.len();
@@ -144,7 +312,7 @@ pub fn encode(
     h.update(&out[..meta_crc_at]);
     h.update(&out[meta_crc_at + 4..]);
     out[meta_crc_at..meta_crc_at + 4].copy_from_slice(&h.finalize().to_le_bytes());
-    for f in &frames {
+    for f in frames {
         out.extend_from_slice(f);
     }
     Ok(out)
@@ -187,10 +355,10 @@ pub struct RecordView<'a> {
     pub n_prompts: usize,
     /// Hidden size.
     pub hidden: usize,
-    /// Total token rows (also in a pooled-only record, which keeps the counts but not the rows).
+    /// Total token rows (also in pooled-only and last-token-only records, which keep the counts but not the rows).
     pub total_tokens: usize,
-    /// Whether the token frame is stored (false: a pooled-only record).
-    pub tokens_kept: bool,
+    /// What the record keeps (its flags).
+    pub content: Content,
     frame_start: [usize; 4],
     frame_len: [usize; 4],
     frame_crc: [u32; 4],
@@ -222,10 +390,7 @@ impl<'a> RecordView<'a> {
         let n_prompts = u32_at(bytes, 12) as usize;
         let hidden = u32_at(bytes, 16) as usize;
         let flags = u32_at(bytes, 20);
-        if flags & !FLAG_POOLED_ONLY != 0 {
-            return Err(bad(&format!("unknown flags {flags:#x}")));
-        }
-        let tokens_kept = flags & FLAG_POOLED_ONLY == 0;
+        let content = Content::from_flags(flags).ok_or_else(|| bad(&format!("unknown flags {flags:#x}")))?;
         let total_tokens = usize::try_from(u64_at(bytes, 24)).map_err(|_| bad("token count overflows"))?;
         let meta_end = n_prompts
             .checked_mul(36)
@@ -257,15 +422,16 @@ impl<'a> RecordView<'a> {
         if at != bytes.len() {
             return Err(bad(&format!("frames end at byte {at}, the record has {} bytes", bytes.len())));
         }
-        if !tokens_kept && frame_len[TOKENS_FRAME] != 0 {
-            return Err(bad("a pooled-only record has a token frame"));
+        if let Some(f) = (content.frames()..4).find(|&f| frame_len[f] != 0) {
+            let what = if f == TOKENS_FRAME { "token".to_owned() } else { format!("pooled {}", POOLED[f]) };
+            return Err(bad(&format!("a {} record has a {what} frame", content.name())));
         }
         let counts_total: u64 =
             (0..n_prompts).map(|i| u64::from(u32_at(bytes, HEADER_LEN + 32 * n_prompts + 4 * i))).sum();
         if counts_total != total_tokens as u64 {
             return Err(bad("token counts do not add up to the token total"));
         }
-        Ok(Self { bytes, dtype, site, n_prompts, hidden, total_tokens, tokens_kept, frame_start, frame_len, frame_crc })
+        Ok(Self { bytes, dtype, site, n_prompts, hidden, total_tokens, content, frame_start, frame_len, frame_crc })
     }
 
     /// The total record length in bytes.
@@ -317,6 +483,13 @@ impl<'a> RecordView<'a> {
 
     /// Decodes pooled frame `frame` into row-major byte planes, plane `p` at `out[p * stride..]`.
     fn pooled_planes_into(&self, frame: usize, out: &mut [u8], stride: usize) -> Result<()> {
+        if frame >= self.content.frames() {
+            return Err(Error::Missing(format!(
+                "this record holds {}; its pooled {} vectors were not kept",
+                self.content.describe(),
+                POOLED[frame]
+            )));
+        }
         let m = self.n_prompts * self.hidden;
         let columns = codec::decompress(self.frame(frame)?, m * self.dtype.size(), None)?;
         codec::transpose_high_planes_into(&columns, self.n_prompts, self.hidden, self.dtype, false, out, stride);
@@ -326,7 +499,7 @@ impl<'a> RecordView<'a> {
     /// Decodes a pooled frame: `(n_prompts * hidden)` values, prompt-major.
     ///
     /// # Errors
-    /// [`Error::Corrupt`] when the frame is damaged.
+    /// [`Error::Corrupt`] when the frame is damaged; [`Error::Missing`] when the record does not keep it.
     pub fn decode_pooled(&self, frame: usize) -> Result<Vec<f32>> {
         let mut out = vec![0.0f32; self.n_prompts * self.hidden];
         codec::decode_shuffled(&self.pooled_planes(frame)?, self.dtype, &mut out)?;
@@ -338,10 +511,13 @@ impl<'a> RecordView<'a> {
     ///
     /// # Errors
     /// [`Error::Corrupt`] when the frame (or a pooled frame it refers to) is damaged; [`Error::Missing`] for a
-    /// pooled-only record.
+    /// record that does not keep its tokens.
     pub fn token_planes(&self) -> Result<Vec<u8>> {
-        if !self.tokens_kept {
-            return Err(Error::Missing("this record holds pooled vectors only; its tokens were not kept".into()));
+        if self.content != Content::Tokens {
+            return Err(Error::Missing(format!(
+                "this record holds {}; its tokens were not kept",
+                self.content.describe()
+            )));
         }
         // The prefix (see `tokens_prefix`), assembled straight from the pooled frames.
         let m = self.n_prompts * self.hidden;
@@ -411,20 +587,99 @@ mod tests {
         let bytes = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view(), false).unwrap();
         assert!(bytes.len() < full.len());
         let (r, f) = (RecordView::parse(&bytes).unwrap(), RecordView::parse(&full).unwrap());
-        assert!(!r.tokens_kept && f.tokens_kept);
+        assert!(r.content == Content::Pooled && f.content == Content::Tokens);
         assert_eq!((r.total_tokens, r.token_offsets()), (5, vec![0, 2, 5]));
         for frame in 0..3 {
             assert_eq!(r.decode_pooled(frame).unwrap(), f.decode_pooled(frame).unwrap());
         }
         assert!(matches!(r.decode_tokens(), Err(Error::Missing(_))));
         // A pooled-only flag on a record that carries a token frame is damage, not a pooled-only record.
-        let mut forged = full.clone();
-        forged[20] = 1;
+        let forged = with_flags(&full, 1);
+        assert!(matches!(RecordView::parse(&forged), Err(Error::Corrupt(m)) if m.contains("pooled-only")));
+    }
+
+    /// A copy of `record` with other flags and a recomputed header checksum (a forgery, not a bit flip).
+    fn with_flags(record: &[u8], flags: u32) -> Vec<u8> {
+        let mut forged = record.to_vec();
+        forged[20..24].copy_from_slice(&flags.to_le_bytes());
+        let n = u32_at(&forged, 12) as usize;
         let mut h = crc32fast::Hasher::new();
         h.update(&forged[..80]);
-        h.update(&forged[84..HEADER_LEN + 36 * 2]);
+        h.update(&forged[84..HEADER_LEN + 36 * n]);
         forged[80..84].copy_from_slice(&h.finalize().to_le_bytes());
-        assert!(matches!(RecordView::parse(&forged), Err(Error::Corrupt(m)) if m.contains("pooled-only")));
+        forged
+    }
+
+    fn last_rows(tokens: &Array2<f32>, counts: &[u32]) -> Array2<f32> {
+        let mut end = 0;
+        let rows: Vec<usize> = counts
+            .iter()
+            .map(|&c| {
+                end += c as usize;
+                end - 1
+            })
+            .collect();
+        tokens.select(ndarray::Axis(0), &rows)
+    }
+
+    #[test]
+    fn last_token_record_keeps_the_last_token_vectors_and_counts_only() {
+        let (keys, counts, tokens) = sample();
+        let last = last_rows(&tokens, &counts);
+        let pooled = encode(7, StorageDtype::Float32, &keys, &counts, tokens.view(), false).unwrap();
+        let bytes = encode_last_token(7, StorageDtype::Float32, &keys, &counts, last.view()).unwrap();
+        assert!(bytes.len() < pooled.len());
+        let r = RecordView::parse(&bytes).unwrap();
+        assert_eq!(r.content, Content::LastToken);
+        assert_eq!((r.site, r.n_prompts, r.hidden, r.total_tokens), (7, 2, 4, 5));
+        assert_eq!((r.key(1), r.token_offsets()), (key_of("b"), vec![0, 2, 5]));
+        // Bit-exact, and the same bytes of frame 0 as the record pooled from the tokens.
+        assert_eq!(r.decode_pooled(0).unwrap(), last.as_slice().unwrap());
+        assert_eq!(r.frame(0).unwrap(), RecordView::parse(&pooled).unwrap().frame(0).unwrap());
+        for frame in [1, 2] {
+            let err = r.decode_pooled(frame).unwrap_err();
+            assert!(matches!(&err, Error::Missing(m) if m.contains("last-token vector only")), "{err}");
+        }
+        assert!(matches!(r.decode_tokens(), Err(Error::Missing(m)) if m.contains("tokens were not kept")));
+        // Half types round the vectors as every other record does.
+        let half = encode_last_token(7, StorageDtype::Bfloat16, &keys, &counts, last.view()).unwrap();
+        let full = encode(7, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), true).unwrap();
+        let (h, f) = (RecordView::parse(&half).unwrap(), RecordView::parse(&full).unwrap());
+        assert_eq!(h.decode_pooled(0).unwrap(), f.decode_pooled(0).unwrap());
+    }
+
+    #[test]
+    fn flags_that_disagree_with_the_frames_are_damage() {
+        let (keys, counts, tokens) = sample();
+        let last = last_rows(&tokens, &counts);
+        let pooled = encode(7, StorageDtype::Float16, &keys, &counts, tokens.view(), false).unwrap();
+        let only_last = encode_last_token(7, StorageDtype::Float16, &keys, &counts, last.view()).unwrap();
+        let err = RecordView::parse(&with_flags(&pooled, FLAG_LAST_TOKEN_ONLY)).unwrap_err().to_string();
+        assert!(err.contains("a last-token-only record has a pooled mean frame"), "{err}");
+        // Both bits, or an unknown one, are no kind at all.
+        for flags in [FLAG_POOLED_ONLY | FLAG_LAST_TOKEN_ONLY, 4] {
+            let err = RecordView::parse(&with_flags(&only_last, flags)).unwrap_err().to_string();
+            assert!(err.contains(&format!("unknown flags {flags:#x}")), "{err}");
+        }
+        // A last-token record read as pooled-only or full is short of frames: parsing succeeds only where the
+        // empty frames are allowed, and the missing frame then fails its decoding, never silently.
+        for flags in [FLAG_POOLED_ONLY, 0] {
+            let forged = with_flags(&only_last, flags);
+            let r = RecordView::parse(&forged).unwrap();
+            assert!(r.decode_pooled(1).is_err());
+        }
+    }
+
+    #[test]
+    fn last_token_input_is_checked() {
+        let (keys, counts, tokens) = sample();
+        let last = last_rows(&tokens, &counts);
+        let err = encode_last_token(0, StorageDtype::Float32, &keys, &counts, tokens.view()).unwrap_err();
+        assert!(err.to_string().contains("(2, hidden) (one row per prompt)"), "{err}");
+        let err = encode_last_token(0, StorageDtype::Float32, &keys, &counts[..1], last.view()).unwrap_err();
+        assert!(err.to_string().contains("(2,) (one per prompt)"), "{err}");
+        let err = encode_last_token(0, StorageDtype::Float32, &keys, &[2, 0], last.view()).unwrap_err();
+        assert!(err.to_string().contains("prompt 1 has 0 tokens"), "{err}");
     }
 
     #[test]
@@ -434,6 +689,8 @@ mod tests {
             let bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), keep_tokens).unwrap();
             flips_are_detected(&bytes);
         }
+        let last = last_rows(&tokens, &counts);
+        flips_are_detected(&encode_last_token(1, StorageDtype::Float32, &keys, &counts, last.view()).unwrap());
     }
 
     fn flips_are_detected(bytes: &[u8]) {
@@ -451,9 +708,14 @@ mod tests {
     #[test]
     fn truncation_is_detected() {
         let (keys, counts, tokens) = sample();
-        let bytes = encode(1, StorageDtype::Float16, &keys, &counts, tokens.view(), true).unwrap();
-        for cut in 0..bytes.len() {
-            assert!(RecordView::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+        let last = last_rows(&tokens, &counts);
+        for bytes in [
+            encode(1, StorageDtype::Float16, &keys, &counts, tokens.view(), true).unwrap(),
+            encode_last_token(1, StorageDtype::Float16, &keys, &counts, last.view()).unwrap(),
+        ] {
+            for cut in 0..bytes.len() {
+                assert!(RecordView::parse(&bytes[..cut]).is_err(), "cut at {cut}");
+            }
         }
     }
 
@@ -468,9 +730,14 @@ mod tests {
         }
 
         #[test]
-        fn parsing_mutated_records_never_panics(pos in 0usize..300, val in 0u8..=255) {
+        fn parsing_mutated_records_never_panics(pos in 0usize..300, val in 0u8..=255, last_only: bool) {
             let (keys, counts, tokens) = sample();
-            let mut bytes = encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), true).unwrap();
+            let mut bytes = if last_only {
+                let last = last_rows(&tokens, &counts);
+                encode_last_token(1, StorageDtype::Bfloat16, &keys, &counts, last.view()).unwrap()
+            } else {
+                encode(1, StorageDtype::Bfloat16, &keys, &counts, tokens.view(), true).unwrap()
+            };
             let p = pos % bytes.len();
             bytes[p] = val;
             if let Ok(r) = RecordView::parse(&bytes) {
