@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
@@ -12,16 +13,29 @@ from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownO
 
 __all__ = [
     "DEFAULT_STAGE",
+    "INFERENCE_POOLING_STRATEGIES",
     "POOLING_METHODS",
+    "SCORE_POOLING_STRATEGIES",
     "TRAIN_POOLINGS",
+    "TRAIN_POOLING_STRATEGIES",
+    "ParsedPooling",
     "PoolingMethod",
     "PoolingSpec",
+    "get_pooling_fn",
     "parse_pooling",
+    "parse_pooling_strategy",
     "per_token_labels",
     "pool",
+    "pool_all",
+    "pool_first_token",
+    "pool_last_token",
+    "pool_max",
+    "pool_mean",
+    "pool_min",
     "pool_ragged",
     "reduce_scores",
     "resolve_pooling",
+    "resolve_pooling_spec",
 ]
 
 PoolingMethod = Literal["last_token", "first_token", "mean", "max", "min"]
@@ -164,31 +178,7 @@ def per_token_labels(y: Any, offsets: Any) -> np.ndarray:
     return np.repeat(y, np.diff(o), axis=0)
 
 
-def reduce_scores(
-    scores: Any, offsets: Any, method: PoolingMethod | str = "max", *, n_threads: int | None = None
-) -> np.ndarray:
-    """Reduce per-token scores (probabilities, decision values) to one row per prompt: the score stage of pooling.
-
-    Parameters
-    ----------
-    scores : array-like of shape (n_tokens,) or (n_tokens, k)
-        One score (or one row of scores) per token, prompts stacked; converted to float64.
-    offsets : array-like of int, shape (batch + 1,)
-        Prompt ``i`` owns rows ``offsets[i]:offsets[i + 1]``.
-    method : {"max", "min", "mean", "last_token", "first_token"}, default="max"
-        Max and min propagate NaN.
-    n_threads : int, optional
-
-    Returns
-    -------
-    numpy.ndarray of shape (batch,) or (batch, k), float64
-
-    Examples
-    --------
-    >>> from fastprobe.pooling import reduce_scores
-    >>> reduce_scores([0.2, 0.9, 0.4, 0.1], [0, 3, 4], "max")
-    array([0.9, 0.1])
-    """
+def _reduce_ragged(scores: Any, offsets: Any, method: str, n_threads: int | None) -> np.ndarray:
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim not in (1, 2):
         raise ShapeMismatchError(f"scores: expected shape (n_tokens,) or (n_tokens, k), got {s.shape}")
@@ -250,7 +240,8 @@ def parse_pooling(name: Any) -> PoolingSpec:
     Raises
     ------
     UnknownOptionError
-        If the name is not one of them (the message lists every valid name).
+        If the name is not one of them. The message starts with lmprobe's phrase for the fault ("Unknown pooling
+        prefix", "Unknown base pooling strategy" or "Unknown pooling strategy") and lists the valid names.
 
     Examples
     --------
@@ -261,26 +252,94 @@ def parse_pooling(name: Any) -> PoolingSpec:
         if name == "all":
             return PoolingSpec("all", "tokens")
         stage, sep, base = name.partition(":")
+        bases = ", ".join(DEFAULT_STAGE)
         if not sep:
-            stage, base = DEFAULT_STAGE.get(name, ""), name
-        if stage in ("activation", "score") and base in DEFAULT_STAGE:
+            if name in DEFAULT_STAGE:
+                return PoolingSpec(name, DEFAULT_STAGE[name])
+        elif stage not in ("activation", "score"):
+            raise UnknownOptionError(
+                f"Unknown pooling prefix {stage!r} in {name!r}; expected 'activation:' or 'score:' followed by one "
+                f"of: {bases}"
+            )
+        elif base in DEFAULT_STAGE:
             return PoolingSpec(base, stage)
-    raise UnknownOptionError(f"unknown pooling {name!r}; expected one of: {_valid_poolings()}")
+        else:
+            raise UnknownOptionError(
+                f"Unknown base pooling strategy {base!r} in {name!r}; expected one of: {bases} after '{stage}:'"
+            )
+    raise UnknownOptionError(f"Unknown pooling strategy {name!r}; expected one of: {_valid_poolings()}")
 
 
-def resolve_pooling(
-    pooling: str | None, train_pooling: str | None = None, inference_pooling: str | None = None
-) -> tuple[str, PoolingSpec]:
-    """Resolve a probe's poolings: ``train = train_pooling or pooling``, ``inference = inference_pooling or pooling``.
+def resolve_pooling(pooling: str | None, train_pooling: str | None, inference_pooling: str | None) -> tuple[str, str]:
+    """Resolve a probe's training and inference poolings from the shared default and the two overrides.
+
+    ``train`` is ``train_pooling``, else ``pooling``, else ``"last_token"``; ``inference`` likewise from
+    ``inference_pooling``. An override that is not None always wins.
 
     Parameters
     ----------
     pooling : str or None
-        The shared default (None means ``"last_token"``).
+        The default for both stages.
+    train_pooling : str or None
+        Must be one of :data:`TRAIN_POOLINGS` (a bare name): a score-stage reduction cannot train a probe.
+    inference_pooling : str or None
+        Any name :func:`parse_pooling` accepts (bare, ``"activation:..."``, ``"score:..."`` or ``"all"``).
+
+    Returns
+    -------
+    train : str
+    inference : str
+        The names as given (:func:`resolve_pooling_spec` parses the inference pooling too).
+
+    Raises
+    ------
+    UnknownOptionError
+        "Invalid train_pooling ..." or "Invalid inference_pooling ..." (the training pooling is checked first); the
+        message says which argument the name came from and what to pass instead.
+
+    Examples
+    --------
+    >>> resolve_pooling("mean", None, "score:max")
+    ('mean', 'score:max')
+    >>> resolve_pooling(None, None, None)
+    ('last_token', 'last_token')
+    """
+    default = "last_token" if pooling is None else pooling
+    train = default if train_pooling is None else train_pooling
+    inference = default if inference_pooling is None else inference_pooling
+    if train not in TRAIN_POOLINGS:
+        source = "pooling" if train_pooling is None else "train_pooling"
+        hint = (
+            f"; to pool with {default!r} at inference only, pass inference_pooling={default!r} and one of those as "
+            "train_pooling"
+            if train_pooling is None
+            else ""
+        )
+        raise UnknownOptionError(
+            f"Invalid train_pooling {train!r} (from {source}={train!r}): it cannot train a probe; expected one of: "
+            f"{', '.join(TRAIN_POOLINGS)}{hint}"
+        )
+    try:
+        parse_pooling(inference)
+    except UnknownOptionError as err:
+        source = "pooling" if inference_pooling is None else "inference_pooling"
+        raise UnknownOptionError(
+            f"Invalid inference_pooling {inference!r} (from {source}={inference!r}): {err}"
+        ) from None
+    return train, inference
+
+
+def resolve_pooling_spec(
+    pooling: str | None, train_pooling: str | None = None, inference_pooling: str | None = None
+) -> tuple[str, PoolingSpec]:
+    """Resolve a probe's poolings as :func:`resolve_pooling` does, and parse the inference one.
+
+    Parameters
+    ----------
+    pooling : str or None
+        The default for both stages (None means ``"last_token"``).
     train_pooling : str, optional
-        Must be one of :data:`TRAIN_POOLINGS` (no stage prefix): a score-stage reduction cannot train a probe.
     inference_pooling : str, optional
-        Any name :func:`parse_pooling` accepts.
 
     Returns
     -------
@@ -291,21 +350,406 @@ def resolve_pooling(
     Raises
     ------
     UnknownOptionError
-        If a name is unknown, or the training pooling is not one of :data:`TRAIN_POOLINGS`; the message says which
-        argument it came from and what to pass instead.
+        As :func:`resolve_pooling`.
+
+    Examples
+    --------
+    >>> resolve_pooling_spec("mean", inference_pooling="max")
+    ('mean', PoolingSpec(base='max', stage='score'))
     """
-    base = pooling or "last_token"
-    train = train_pooling or base
-    inference = parse_pooling(inference_pooling or base)
-    if train not in TRAIN_POOLINGS:
-        source = "train_pooling" if train_pooling else "pooling"
-        hint = (
-            f"; to pool with {base!r} at inference only, pass inference_pooling={base!r} and one of those as "
-            "train_pooling"
-            if not train_pooling
-            else ""
-        )
+    train, inference = resolve_pooling(pooling, train_pooling, inference_pooling)
+    return train, parse_pooling(inference)
+
+
+# ------------------------------------------------------------------------ lmprobe's padded-batch pooling API
+
+#: Poolings a probe can be trained with (lmprobe's name for :data:`TRAIN_POOLINGS`).
+TRAIN_POOLING_STRATEGIES: frozenset[str] = frozenset(TRAIN_POOLINGS)
+#: The bare inference pooling names; the ``activation:`` and ``score:`` forms are valid too.
+INFERENCE_POOLING_STRATEGIES: frozenset[str] = frozenset([*DEFAULT_STAGE, "all"])
+#: The bare names that run at the score stage by default.
+SCORE_POOLING_STRATEGIES: frozenset[str] = frozenset(b for b, stage in DEFAULT_STAGE.items() if stage == "score")
+
+
+class ParsedPooling(NamedTuple):
+    """A pooling name in lmprobe's terms: the base reduction, whether it reduces scores, and the name as given.
+
+    ``is_score_pooling`` is False for ``"all"`` and for activation-stage names; :func:`parse_pooling` gives the same
+    facts as a :class:`PoolingSpec`.
+    """
+
+    base_strategy: str
+    is_score_pooling: bool
+    raw: str
+
+
+def parse_pooling_strategy(strategy: str) -> ParsedPooling:
+    """Parse a pooling name (bare, ``"activation:<base>"``, ``"score:<base>"`` or ``"all"``) into lmprobe's form.
+
+    Parameters
+    ----------
+    strategy : str
+
+    Returns
+    -------
+    ParsedPooling
+
+    Raises
+    ------
+    UnknownOptionError
+        "Unknown pooling prefix", "Unknown base pooling strategy" or "Unknown pooling strategy", as
+        :func:`parse_pooling`.
+
+    Examples
+    --------
+    >>> parse_pooling_strategy("max")
+    ParsedPooling(base_strategy='max', is_score_pooling=True, raw='max')
+    >>> parse_pooling_strategy("activation:max").is_score_pooling
+    False
+    """
+    spec = parse_pooling(strategy)
+    return ParsedPooling(spec.base, spec.stage == "score", strategy)
+
+
+def _as_array(x: Any, name: str, ndims: tuple[int, ...]) -> tuple[np.ndarray, Callable[[np.ndarray], Any]]:
+    # A float64 input stays float64 (the ragged score kernel is float64); anything else computes in float32, which
+    # holds float16 and bfloat16 exactly. The second value turns a result back into the input's kind: a tensor of
+    # its dtype on its device, or a numpy array of its (floating) dtype.
+    if hasattr(x, "detach") and hasattr(x, "cpu"):
+        import torch
+
+        device, dtype = x.device, x.dtype
+        if dtype == torch.float64:
+            arr = np.ascontiguousarray(x.detach().cpu().numpy())
+        else:
+            arr = to_numpy(x, dtype=np.float32, name=name, ndim=x.dim())
+        out_dtype = dtype if dtype.is_floating_point else torch.float32
+
+        def back(out: np.ndarray) -> Any:
+            return torch.from_numpy(out).to(device=device, dtype=out_dtype)
+
+    else:
+        arr = np.asarray(x)
+        kind = arr.dtype if arr.dtype.kind == "f" else np.dtype(np.float32)
+        arr = np.ascontiguousarray(arr, dtype=np.float64 if kind == np.float64 else np.float32)
+
+        def back(out: np.ndarray) -> Any:
+            return out.astype(kind, copy=False)
+
+    if arr.ndim not in ndims:
+        dims = " or ".join(str(n) for n in ndims)
+        raise ShapeMismatchError(f"{name}: expected a {dims}-D array (batch, seq_len, ...), got shape {arr.shape}")
+    return arr, back
+
+
+def _padded_mask(attention_mask: Any, shape: tuple[int, ...]) -> np.ndarray:
+    if attention_mask is None:
+        return np.ones(shape, dtype=np.bool_)
+    mask = to_numpy(attention_mask, dtype=np.bool_, name="attention_mask", ndim=2)
+    if mask.shape != shape:
+        raise ShapeMismatchError(f"attention_mask: expected shape {shape} (batch, seq_len), got {mask.shape}")
+    return mask
+
+
+def _gather(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # A padded batch as ragged float64 rows (n_tokens, k) and their offsets: the real tokens, in order, either side.
+    counts = mask.sum(axis=1, dtype=np.int64)
+    if counts.size and counts.min() == 0:
+        raise InvalidInputError(f"prompt {int(np.argmin(counts))} has no real token: its attention mask is all zero")
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    rows = np.ascontiguousarray(values[mask].reshape(int(offsets[-1]), -1), dtype=np.float64)
+    return rows, offsets
+
+
+def _pool_padded(activations: Any, attention_mask: Any, method: str) -> Any:
+    x, back = _as_array(activations, "activations", (3,))
+    mask = _padded_mask(attention_mask, x.shape[:2])
+    if x.dtype == np.float64:
+        return back(_core.reduce_scores(*_gather(x, mask), method, None))
+    return back(_core.pool_padded(x, mask, method, None))
+
+
+def pool_last_token(activations: Any, attention_mask: Any = None) -> Any:
+    """Each prompt's last real token (the last position where the mask is nonzero; the last position without one).
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), optional
+        Nonzero on real tokens; None means no padding. Either padding side.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch, hidden_dim)
+        Of the input's kind, dtype and device, detached from autograd; float64 input is reduced in float64, any other
+        in float32.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``activations`` is not 3-D, or the mask's shape is not its first two dimensions.
+    InvalidInputError
+        If a prompt has no real token.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(12.0).reshape(2, 3, 2)
+    >>> pool_last_token(x, np.array([[1, 1, 0], [1, 1, 1]]))
+    array([[ 2.,  3.],
+           [10., 11.]])
+    """
+    return _pool_padded(activations, attention_mask, "last_token")
+
+
+def pool_first_token(activations: Any, attention_mask: Any = None) -> Any:
+    """Each prompt's first real token (the first position where the mask is nonzero; position 0 without one).
+
+    lmprobe takes position 0 even when a mask is given, which is a pad under left padding; fastprobe takes the first
+    real token on either padding side (the same result under right padding).
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), optional
+        Nonzero on real tokens; None means no padding.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch, hidden_dim)
+        Of the input's kind, dtype and device, detached from autograd; float64 input is reduced in float64, any other
+        in float32.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``activations`` is not 3-D, or the mask's shape is not its first two dimensions.
+    InvalidInputError
+        If a prompt has no real token.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(12.0).reshape(2, 3, 2)
+    >>> pool_first_token(x, np.array([[1, 1, 1], [0, 1, 1]]))
+    array([[0., 1.],
+           [8., 9.]])
+    """
+    return _pool_padded(activations, attention_mask, "first_token")
+
+
+def pool_mean(activations: Any, attention_mask: Any = None) -> Any:
+    """Each prompt's mean over its real tokens.
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), optional
+        Nonzero on real tokens; None means every position.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch, hidden_dim)
+        Of the input's kind, dtype and device, detached from autograd; float64 input is reduced in float64, any other
+        in float32.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``activations`` is not 3-D, or the mask's shape is not its first two dimensions.
+    InvalidInputError
+        If a prompt has no real token.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.arange(12.0).reshape(2, 3, 2)
+    >>> pool_mean(x, np.array([[1, 1, 0], [1, 1, 1]]))
+    array([[1., 2.],
+           [8., 9.]])
+    """
+    return _pool_padded(activations, attention_mask, "mean")
+
+
+def pool_max(activations: Any, attention_mask: Any = None) -> Any:
+    """Each prompt's per-dimension maximum over its real tokens (NaN propagates).
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), optional
+        Nonzero on real tokens; None means every position.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch, hidden_dim)
+        Of the input's kind, dtype and device, detached from autograd; float64 input is reduced in float64, any other
+        in float32.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``activations`` is not 3-D, or the mask's shape is not its first two dimensions.
+    InvalidInputError
+        If a prompt has no real token.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[[1.0, 5.0], [3.0, 2.0], [9.0, 9.0]]])
+    >>> pool_max(x, np.array([[1, 1, 0]]))
+    array([[3., 5.]])
+    """
+    return _pool_padded(activations, attention_mask, "max")
+
+
+def pool_min(activations: Any, attention_mask: Any = None) -> Any:
+    """Each prompt's per-dimension minimum over its real tokens (NaN propagates).
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), optional
+        Nonzero on real tokens; None means every position.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch, hidden_dim)
+        Of the input's kind, dtype and device, detached from autograd; float64 input is reduced in float64, any other
+        in float32.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``activations`` is not 3-D, or the mask's shape is not its first two dimensions.
+    InvalidInputError
+        If a prompt has no real token.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[[-9.0, -9.0], [1.0, 5.0], [3.0, 2.0]]])
+    >>> pool_min(x, np.array([[0, 1, 1]]))
+    array([[1., 2.]])
+    """
+    return _pool_padded(activations, attention_mask, "min")
+
+
+def pool_all(activations: Any, attention_mask: Any = None) -> Any:
+    """Reduce nothing: return ``activations`` itself, every position included (the mask is not used).
+
+    A padded batch cannot drop its pads in place; for token rows without padding use :func:`pool_ragged` with
+    ``"all"``.
+
+    Parameters
+    ----------
+    activations : torch.Tensor or array-like of shape (batch, seq_len, hidden_dim)
+    attention_mask : optional
+        Accepted for a uniform signature; not used.
+
+    Returns
+    -------
+    The same object as ``activations``.
+    """
+    return activations
+
+
+_POOL_FNS: dict[str, Callable[[Any, Any], Any]] = {
+    "last_token": pool_last_token,
+    "first_token": pool_first_token,
+    "mean": pool_mean,
+    "max": pool_max,
+    "min": pool_min,
+}
+
+
+def get_pooling_fn(strategy: str) -> Callable[[Any, Any], Any]:
+    """Return the activation pooling function that a pooling name runs before the classifier.
+
+    A score-stage name (bare ``max``/``min``, ``"score:..."``) and ``"all"`` keep every token for the classifier, so
+    they give :func:`pool_all`; an activation-stage name gives its ``pool_*`` function.
+
+    Parameters
+    ----------
+    strategy : str
+
+    Returns
+    -------
+    callable
+        ``fn(activations, attention_mask=None)``.
+
+    Raises
+    ------
+    UnknownOptionError
+        If the name is unknown (as :func:`parse_pooling`).
+
+    Examples
+    --------
+    >>> get_pooling_fn("activation:max") is pool_max, get_pooling_fn("max") is pool_all
+    (True, True)
+    """
+    spec = parse_pooling(strategy)
+    return pool_all if spec.stage != "activation" else _POOL_FNS[spec.base]
+
+
+def reduce_scores(scores: Any, strategy: Any, attention_mask: Any = None, *, n_threads: int | None = None) -> Any:
+    """Reduce per-token scores (probabilities, decision values) to one row per prompt: the score stage of pooling.
+
+    Two forms, told apart by the second argument:
+
+    - ``reduce_scores(scores, strategy, attention_mask=None)`` (lmprobe's form), ``strategy`` a pooling name: a padded
+      batch of scores, (batch, seq_len) or (batch, seq_len, n_classes), reduced over the positions where the mask is
+      nonzero (every position without one), on either padding side. The name may carry a stage prefix
+      (``"score:mean"``); its base reduction is used. The result has the input's kind (torch tensor or numpy
+      array), dtype and device; the reduction runs in float64.
+    - ``reduce_scores(scores, offsets, method="max")`` (fastprobe's ragged form), ``offsets`` an array of ints:
+      ``scores`` of shape (n_tokens,) or (n_tokens, k) hold every prompt's real tokens stacked, prompt ``i`` owning
+      rows ``offsets[i]:offsets[i + 1]``. The result is a float64 numpy array.
+
+    Parameters
+    ----------
+    scores : torch.Tensor or array-like
+        Padded (batch, seq_len[, n_classes]) in the first form, ragged (n_tokens[, k]) in the second.
+    strategy : str or array-like of int
+        A pooling name (first form) or the offsets, shape (batch + 1,) (second form).
+    attention_mask : torch.Tensor or array-like of shape (batch, seq_len), or str, optional
+        First form: nonzero on real tokens. Second form: the method name, one of ``max``, ``min``, ``mean``,
+        ``last_token``, ``first_token`` (default ``"max"``).
+    n_threads : int, optional
+        Threads to use; None uses the default pool.
+
+    Returns
+    -------
+    torch.Tensor or numpy.ndarray of shape (batch,) or (batch, n_classes)
+        ``first_token`` is each prompt's first real token (lmprobe takes position 0, a pad under left padding); max
+        and min propagate NaN.
+
+    Raises
+    ------
+    UnknownOptionError
+        For an unknown name (as :func:`parse_pooling`), or "reduce_scores does not support strategy 'all'".
+    ShapeMismatchError
+        If the scores are not 2-D or 3-D (first form), or the mask's shape is not their first two dimensions.
+    InvalidInputError
+        If a prompt has no real token, or the offsets do not tile ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> scores = np.array([[0.2, 0.9, 0.4], [0.1, 0.3, 0.8]])
+    >>> reduce_scores(scores, "max", np.array([[1, 1, 1], [1, 1, 0]]))
+    array([0.9, 0.3])
+    >>> reduce_scores([0.2, 0.9, 0.4, 0.1], [0, 3, 4], "max")
+    array([0.9, 0.1])
+    """
+    if not isinstance(strategy, str):
+        return _reduce_ragged(scores, strategy, "max" if attention_mask is None else attention_mask, n_threads)
+    base = parse_pooling(strategy).base
+    if base == "all":
         raise UnknownOptionError(
-            f"{source}={train!r} cannot train a probe; expected one of: {', '.join(TRAIN_POOLINGS)}{hint}"
+            f"reduce_scores does not support strategy {strategy!r}, which keeps every token's score; expected one "
+            f"of: {', '.join(DEFAULT_STAGE)}, optionally with a 'score:' or 'activation:' prefix"
         )
-    return train, inference
+    s, back = _as_array(scores, "scores", (2, 3))
+    rows, offsets = _gather(s, _padded_mask(attention_mask, s.shape[:2]))
+    return back(_core.reduce_scores(rows, offsets, base, n_threads).reshape(s.shape[:1] + s.shape[2:]))
