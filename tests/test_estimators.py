@@ -28,6 +28,7 @@ from fastprobe.exceptions import FastprobeError, UnknownOptionError
         LogisticProbe(),
         MassMeanProbe(),
         MassMeanProbe(whiten=True, shrinkage=0.1),
+        MassMeanProbe(whiten=True),
         LayerScaler(),
     ],
     expected_failed_checks=lambda est: (
@@ -167,6 +168,63 @@ def test_mass_mean_directions_against_numpy_and_lda():
     assert np.all(np.diff(proba[np.argsort(white.decision_function(X))]) >= 0)
 
 
+def _lda_data(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (np.arange(n) % 3 == 0).astype(int)  # a third positive: LDA's threshold moves by the log prior ratio
+    X = rng.standard_normal((n, d)) * np.linspace(0.5, 3.0, d) + np.outer(y, np.linspace(1.0, 0.0, d))
+    return X, y, rng.standard_normal((60, d)) * np.linspace(0.5, 3.0, d)
+
+
+@pytest.mark.parametrize(("n", "d"), [(12, 40), (31, 30), (9, 200)])
+def test_lda_with_fewer_samples_than_features_is_sklearns(n: int, d: int) -> None:
+    """A singular within-class covariance: scikit-learn's LDA (solver "svd") fits it, and so does "lda"."""
+    from fastprobe.classifiers import build_classifier
+
+    X, y, X_test = _lda_data(n, d, seed=n)
+    ref = LinearDiscriminantAnalysis().fit(X, y)
+    ours = build_classifier("lda").fit(X, y)
+    assert isinstance(ours, MassMeanProbe)
+    np.testing.assert_allclose(ours.predict_proba(X_test), ref.predict_proba(X_test), atol=1e-10)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-10)
+    np.testing.assert_array_equal(ours.predict(X_test), ref.predict(X_test))
+    assert ours.coef_[0] @ ref.coef_[0] / np.linalg.norm(ref.coef_[0]) == pytest.approx(1.0, abs=1e-12)
+    assert ours.platt_slope_ == pytest.approx(np.linalg.norm(ref.coef_[0]), rel=1e-10)
+
+
+def test_singular_lda_weights_constant_features_probe_and_sweep() -> None:
+    from fastprobe import Probe
+    from fastprobe.sweep import fit_layers
+
+    X, y, X_test = _lda_data(20, 50, seed=1)
+    # An integer weight is that many copies of the row.
+    w = np.arange(20) % 3 + 1
+    weighted = MassMeanProbe(whiten=True).fit(X, y, sample_weight=w)
+    ref = LinearDiscriminantAnalysis().fit(np.repeat(X, w, axis=0), np.repeat(y, w))
+    np.testing.assert_allclose(weighted.predict_proba(X_test), ref.predict_proba(X_test), atol=1e-10)
+    # More samples than features, but a feature constant within each class: the Rust solver refuses, numpy fits.
+    Xc, yc, Xc_test = _lda_data(80, 6, seed=2)
+    Xc[:, 2] = 4.0
+    np.testing.assert_allclose(
+        MassMeanProbe(whiten=True).fit(Xc, yc).predict_proba(Xc_test),
+        LinearDiscriminantAnalysis().fit(Xc, yc).predict_proba(Xc_test),
+        atol=1e-10,
+    )
+    # Through a probe (standardized float32 features: the svd solver does not depend on feature scales).
+    lda = LinearDiscriminantAnalysis().fit(X, y)
+    probe = Probe(classifier="lda").fit_from_activations(X, y)
+    np.testing.assert_allclose(probe.predict_proba_from_activations(X_test), lda.predict_proba(X_test), atol=1e-4)
+    # A layer sweep: the Rust sweep refuses the singular covariance, each layer is then fitted in numpy.
+    layers = np.stack([X, X[:, ::-1] * 2.0]).astype(np.float32)
+    fitted = fit_layers(layers, y, MassMeanProbe(whiten=True), progress=False)
+    for layer, pipe in zip(layers, fitted, strict=True):
+        ref_layer = LinearDiscriminantAnalysis().fit(layer.astype(np.float64), y)
+        np.testing.assert_allclose(pipe.predict_proba(layer), ref_layer.predict_proba(layer), atol=1e-4)
+    # With shrinkage the Rust solver is used as before: Platt-scaled probabilities.
+    shrunk = MassMeanProbe(whiten=True, shrinkage=0.1).fit(X, y)
+    z = shrunk.decision_function(X_test)
+    np.testing.assert_allclose(shrunk.predict_proba(X_test)[:, 1], 1 / (1 + np.exp(-shrunk.platt_slope_ * z)))
+
+
 def test_layer_scaler_matches_numpy():
     rng = np.random.default_rng(1)
     X = (rng.standard_normal((50, 3 * 4)) * np.repeat([1.0, 10.0, 0.1], 4) + 5).astype(np.float32)
@@ -194,7 +252,9 @@ def test_bad_input_is_named():
         MassMeanProbe().fit(np.eye(6, dtype=np.float32), [0, 1, 2, 0, 1, 2])
     with pytest.raises(FastprobeError, match="class means are identical"):
         MassMeanProbe().fit(X, [0, 1, 0, 1, 0])
-    with pytest.raises(FastprobeError, match="set shrinkage > 0"):
+    with pytest.raises(
+        FastprobeError, match="no sample varies within its class, so LDA has no direction; set shrinkage"
+    ):
         MassMeanProbe(whiten=True).fit(np.eye(4, 8, dtype=np.float32), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="1 sample"):
         RidgeProbe().fit(X[:1], [1.0])

@@ -171,6 +171,23 @@ class _RidgeBase(BaseEstimator):
             self._coef = coef[i]
             self._intercept = intercept[i]
 
+    @property
+    def alpha(self) -> float:
+        """The regularization strength when ``alphas`` is one value (scikit-learn's ``Ridge(alpha=...)``).
+
+        Raises
+        ------
+        AttributeError
+            When ``alphas`` holds several values: the one leave-one-out chose is ``alpha_`` after ``fit``.
+        """
+        values = np.atleast_1d(np.asarray(self.alphas, dtype=np.float64))
+        if values.size != 1:
+            raise AttributeError(
+                f"{type(self).__name__} has {values.size} alphas ({values.tolist()}), so no single alpha; after fit "
+                "the one chosen by leave-one-out error is alpha_"
+            )
+        return float(values[0])
+
 
 class RidgeProbe(RegressorMixin, _RidgeBase):
     """Ridge regression probe with exact leave-one-out alpha selection.
@@ -516,6 +533,7 @@ class GroupLassoProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
 
     group_norms_: np.ndarray
     selected_groups_: list[int]
+    n_iter_: np.ndarray
 
     def __init__(
         self,
@@ -589,20 +607,101 @@ class GroupLassoProbe(_LinearClassifier, ClassifierMixin, BaseEstimator):
         return _binary_proba(self.decision_function(X))
 
 
+#: Singular values of the standardized within-class data at or below this are dropped (scikit-learn's LDA ``tol``).
+_LDA_TOL = 1e-4
+_LDA_ROWS = 4096  # rows per block when the within-class Gram matrix is accumulated (more samples than features)
+
+
+def _lda_svd(X: np.ndarray, idx: np.ndarray, sample_weight: np.ndarray | None) -> tuple[np.ndarray, float, float]:
+    """Two-class LDA when the within-class covariance may be singular, as scikit-learn's ``solver="svd"`` fits it.
+
+    Each feature is divided by its within-class standard deviation, the inverse of the (standardized) within-class
+    covariance is taken over the singular directions above :data:`_LDA_TOL` only, and the discriminant is
+    ``x . coef + b`` with ``coef`` that inverse applied to the mean difference and ``b`` putting the threshold at the
+    midpoint of the class means moved by the log prior ratio. Weights are rescaled to sum to the number of samples
+    with a positive weight, so unit weights give scikit-learn's model exactly.
+
+    Returns
+    -------
+    (direction, threshold, slope)
+        In :class:`MassMeanProbe`'s terms: ``coef / |coef|``, ``-b / |coef|`` and ``|coef|``, so that its
+        probabilities ``sigmoid(slope * decision)`` are LDA's posterior ``sigmoid(x . coef + b)``.
+    """
+    n, d = X.shape
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    used = int(np.count_nonzero(w > 0))
+    w = w * (used / w.sum())
+    totals = np.array([w[idx == c].sum() for c in (0, 1)])
+    if np.any(totals <= 0):
+        raise InvalidInputError("a class has no sample (with positive weight); both classes are needed")
+    means = np.stack([w[idx == c] @ np.asarray(X[idx == c], dtype=np.float64) / totals[c] for c in (0, 1)])
+
+    def centred(rows: slice) -> np.ndarray:
+        return np.asarray(X[rows], dtype=np.float64) - means[idx[rows]]
+
+    blocks = [slice(i, min(i + _LDA_ROWS, n)) for i in range(0, n, _LDA_ROWS)]
+    var = sum((w[b] @ centred(b) ** 2 for b in blocks), np.zeros(d)) / used
+    std = np.sqrt(var)
+    flat = std <= 1e-12 * np.abs(means).max(axis=0)  # constant within each class, up to rounding
+    std[flat] = 1.0
+    factor = 1.0 / used
+
+    def scaled(rows: slice) -> np.ndarray:
+        Z = centred(rows) / std
+        Z[:, flat] = 0.0
+        return np.sqrt(w[rows] * factor)[:, None] * Z
+
+    if n <= d:
+        _, S, Vt = np.linalg.svd(scaled(slice(0, n)), full_matrices=False)
+        V = Vt.T
+    else:  # the d x d Gram matrix, accumulated by blocks of rows, has the same singular vectors
+        gram = np.zeros((d, d))
+        for b in blocks:
+            Z = scaled(b)
+            gram += Z.T @ Z
+        eig, V = np.linalg.eigh(gram)
+        S = np.sqrt(np.clip(eig, 0.0, None))
+    keep = S > _LDA_TOL
+    if not np.any(keep):
+        raise InvalidInputError(
+            "every sample sits on its class mean, so the within-class covariance is zero and LDA has no direction; "
+            "use classifier='mass_mean'"
+        )
+    T = V[:, keep] / std[:, None] / S[keep]  # maps x to coordinates where the within-class covariance is I
+    diff = means[1] - means[0]
+    coef = T @ (T.T @ diff)
+    norm = float(np.linalg.norm(coef))
+    if not (np.isfinite(norm) and norm > 0.0):
+        if np.any(diff != 0):
+            raise InvalidInputError(
+                "the class means differ only along directions in which no sample varies within its class, so LDA "
+                "has no direction; set shrinkage > 0, or use classifier='mass_mean'"
+            )
+        raise InvalidInputError("the two class means are identical; there is no direction to find")
+    b = -coef @ (means[0] + means[1]) / 2 + np.log(totals[1] / totals[0])
+    return coef / norm, float(-b / norm), norm
+
+
 class MassMeanProbe(ClassifierMixin, BaseEstimator):
     """Mass-mean probe: the direction between the two class means, optionally whitened.
 
     ``whiten=False`` gives the plain difference of class means; ``whiten=True`` multiplies it by the inverse of the
     within-class covariance (what linear discriminant analysis computes), shrunk by ``shrinkage`` towards a scaled
-    identity (needed when there are fewer samples than features). The direction is unit length and the threshold
-    sits at the midpoint of the class means; probabilities come from Platt scaling (of the slope) fitted on the training
-    data.
+    identity. The direction is unit length and the threshold sits at the midpoint of the class means; probabilities
+    come from Platt scaling (of the slope) fitted on the training data.
+
+    With ``whiten=True`` and ``shrinkage=0`` a singular within-class covariance (fewer samples than features, or a
+    feature constant within each class) is handled as scikit-learn's ``LinearDiscriminantAnalysis()`` (solver "svd")
+    handles it, in numpy: features are divided by their within-class standard deviations and the covariance is
+    inverted over its singular directions above 1e-4 only. The fit is then scikit-learn's LDA: the threshold is the
+    midpoint moved by the log ratio of the class priors (the weighted class shares), and ``predict_proba`` is LDA's
+    posterior (``platt_slope_`` is the length of LDA's coefficient vector, not a Platt fit).
 
     Parameters
     ----------
     whiten : bool, default=False
     shrinkage : float, default=0.0
-        In [0, 1]; only used when ``whiten``.
+        In [0, 1]; only used when ``whiten``. 0 inverts the covariance as above.
     n_threads : int, optional
 
     Attributes
@@ -642,7 +741,25 @@ class MassMeanProbe(ClassifierMixin, BaseEstimator):
         self : MassMeanProbe
         """
         X, y = validate_data(self, X, y, dtype=[np.float32, np.float64])
-        return _fit_planned(self, X, y, sample_weight)
+        plan = self._plan(y)
+        if not self._lda_fallback():
+            plan.finish(self, _solve(plan, X, sample_weight, self.n_threads))
+            return self
+        w = _weights(sample_weight, X)
+        n_used = X.shape[0] if w is None else int(np.count_nonzero(w > 0))
+        if n_used - 2 < X.shape[1]:  # the within-class covariance has rank n_used - 2 at most
+            plan.finish(self, _lda_svd(X, plan.targets, w))
+            return self
+        try:
+            raw = _solve(plan, X, w, self.n_threads)
+        except InvalidInputError:  # singular all the same (say a constant feature); else the SVD path says why
+            raw = _lda_svd(X, plan.targets, w)
+        plan.finish(self, raw)
+        return self
+
+    def _lda_fallback(self) -> bool:
+        """Whether a singular within-class covariance is inverted in numpy (whitened, no shrinkage) or refused."""
+        return bool(self.whiten) and float(self.shrinkage) == 0.0
 
     def _plan(self, y: Any) -> _Plan:
         y_type = type_of_target(y, input_name="y", raise_unknown=True)

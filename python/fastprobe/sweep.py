@@ -151,7 +151,14 @@ def fit_layers(
     bar = tqdm(total=n_layers, desc="fitting layers", unit="layer", disable=not progress, dynamic_ncols=True)
     try:
         if isinstance(estimator, _RUST_ESTIMATORS):
-            return _rust_sweep(source, y, estimator, w, standardize, n_threads, workers, lambda _layer: bar.update())
+            try:
+                return _rust_sweep(
+                    source, y, estimator, w, standardize, n_threads, workers, lambda _layer: bar.update()
+                )
+            except InvalidInputError:
+                if not (isinstance(estimator, MassMeanProbe) and estimator._lda_fallback()):
+                    raise
+                bar.reset()  # a singular within-class covariance: each layer's fit inverts it in numpy
         return _python_sweep(source, y, estimator, w, standardize, n_threads, bar.update)
     finally:
         bar.close()
