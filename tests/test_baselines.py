@@ -26,7 +26,17 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 import fastprobe.baselines as baselines_module
-from fastprobe import FastprobeError, InvalidInputError, NotFittedError, Probe, ShapeMismatchError, UnknownOptionError
+import fastprobe.perplexity as perplexity_module
+from fastprobe import (
+    FastprobeError,
+    InvalidInputError,
+    MissingDependencyError,
+    NotFittedError,
+    Probe,
+    ShapeMismatchError,
+    UnknownOptionError,
+    UnsupportedMethodError,
+)
 from fastprobe.baselines import (
     BASELINES,
     ActivationBaseline,
@@ -236,16 +246,16 @@ def test_perplexity_equals_a_direct_per_prompt_computation(padding_side: str, ex
     prompts = TEXT_TRAIN[:40]
     ref = reference_perplexity(model, prompts)
     ctx = _context(model, "cpu", None, "local", False)
-    lm = baselines_module._causal_lm(ctx)
+    lm = perplexity_module.causal_lm(ctx)
     batches: list[int] = []
     handle = lm.register_forward_pre_hook(
         lambda _m, args, kwargs: batches.append(len(kwargs["input_ids"])), with_kwargs=True
     )
     try:
-        got = baselines_module._perplexity_features(ctx, prompts)
+        got = perplexity_module.perplexity_features(ctx, prompts)
         np.testing.assert_allclose(got, ref, rtol=1e-4)
         assert batches == [16, 16, 8]  # batched, not one prompt at a time
-        again = baselines_module._perplexity_features(ctx, prompts[::-1] + prompts[:3])
+        again = perplexity_module.perplexity_features(ctx, prompts[::-1] + prompts[:3])
         assert len(batches) == 3  # cached: no forward pass
         np.testing.assert_allclose(again, np.concatenate([ref[::-1], ref[:3]]), rtol=1e-4)
     finally:
@@ -265,7 +275,7 @@ def test_perplexity_baseline_fits_on_the_perplexity_features(
     )
     # The cache is shared with a shuffled-labels baseline on perplexity features: no new forward pass.
     calls: list[int] = []
-    monkeypatch.setattr(baselines_module, "_compute_perplexity", lambda *a: calls.append(1))
+    monkeypatch.setattr(perplexity_module, "compute_perplexity", lambda *a: calls.append(1))
     shuffled = BaselineProbe(method="shuffled_labels", base_method="perplexity", model=model, device="cpu")
     shuffled.fit(train, TEXT_Y[:80])
     assert calls == []
@@ -297,7 +307,7 @@ def test_remote_perplexity_runs_as_nnsight_traces(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NDIF_API_KEY", "test-key")
     prompts = TEXT_TRAIN[:20]
     baseline = BaselineProbe(method="perplexity", model="org/tiny-llama", remote=True)
-    got = baselines_module._perplexity_features(baseline._ctx(prompts), prompts)
+    got = perplexity_module.perplexity_features(baseline._ctx(prompts), prompts)
     assert traces == [True, True]  # 20 prompts in batches of 16, each trace sent to NDIF
     np.testing.assert_allclose(got, reference_perplexity(path, prompts), rtol=1e-4)
 
@@ -308,7 +318,7 @@ def test_remote_perplexity_runs_as_nnsight_traces(monkeypatch: pytest.MonkeyPatc
 def test_sentence_transformers_without_the_package_says_what_is_missing() -> None:
     if importlib.util.find_spec("sentence_transformers") is not None:
         pytest.skip("sentence-transformers is installed here")
-    with pytest.raises(FastprobeError, match="needs the sentence-transformers package, which is not installed"):
+    with pytest.raises(MissingDependencyError, match="sentence-transformers is required .* and it is not installed"):
         BaselineProbe(method="sentence_transformers").fit(TRAIN_POS, TRAIN_NEG)
 
 
@@ -556,11 +566,14 @@ def test_a_failing_baseline_becomes_a_warning() -> None:
 
 
 def test_bad_configuration_errors() -> None:
-    with pytest.raises(UnknownOptionError, match="unknown method 'ngrams'; expected one of: bow, tfidf, random"):
+    with pytest.raises(UnknownOptionError, match="Unknown method 'ngrams'; expected one of: bow, tfidf, random"):
         BaselineProbe(method="ngrams")
-    with pytest.raises(InvalidInputError, match="method='perplexity' needs the language model: pass model="):
+    with pytest.raises(
+        InvalidInputError,
+        match="method='perplexity' requires the 'model' parameter \\(the language model\\): pass model=",
+    ):
         BaselineProbe(method="perplexity")
-    with pytest.raises(InvalidInputError, match="method='perplexity' needs the language model"):
+    with pytest.raises(InvalidInputError, match="method='perplexity' requires the 'model' parameter"):
         BaselineProbe(method="shuffled_labels", base_method="perplexity")
     with pytest.raises(UnknownOptionError, match="unknown base_method 'random' for method='shuffled_labels'"):
         BaselineProbe(method="shuffled_labels", base_method="random")
@@ -568,11 +581,11 @@ def test_bad_configuration_errors() -> None:
         BaselineProbe(ngram_range=(2, 1))
     with pytest.raises(InvalidInputError, match="max_features must be an integer >= 1 or None; got 0"):
         BaselineProbe(max_features=0)
-    with pytest.raises(UnknownOptionError, match="unknown classifier 'forest'"):
+    with pytest.raises(UnknownOptionError, match="Unknown classifier 'forest'"):
         BaselineProbe(classifier="forest")
     model = tiny_model("llama")
     with pytest.raises(
-        UnknownOptionError, match="unknown method 'ica'; expected one of: random_direction, pca, layer_0"
+        UnknownOptionError, match="Unknown method 'ica'; expected one of: random_direction, pca, layer_0"
     ):
         ActivationBaseline(model, method="ica")
     with pytest.raises(UnknownOptionError, match="unknown pooling 'all' for an activation baseline; expected one of"):
@@ -633,7 +646,7 @@ def test_bad_training_data(make: Any) -> None:
         make().fit(TRAIN_POS, np.zeros(len(TRAIN_POS), dtype=int))
     with pytest.raises(ShapeMismatchError, match="got 24 prompts but 2 labels"):
         make().fit(TRAIN_POS, [0, 1])
-    with pytest.raises(InvalidInputError, match="fit needs a second argument"):
+    with pytest.raises(InvalidInputError, match="fit\\(\\) requires two arguments"):
         make().fit(TRAIN_POS)
     with pytest.raises(InvalidInputError, match=r"the prompts\[1\] must be a string; got int 3"):
         make().fit(["a", 3], [0, 1])
@@ -642,14 +655,14 @@ def test_bad_training_data(make: Any) -> None:
 def test_use_before_fit_and_inference_errors() -> None:
     for baseline in (BaselineProbe(), ActivationBaseline(tiny_model("llama"), device="cpu")):
         for call in (baseline.predict, baseline.predict_proba):
-            with pytest.raises(NotFittedError, match="is not fitted yet; call fit before using it"):
+            with pytest.raises(NotFittedError, match="has not been fitted yet; call fit before using it"):
                 call(TEST)
         with pytest.raises(NotFittedError):
             baseline.score(TEST, TEST_Y)
     with pytest.raises(NotFittedError):
         BaselineProbe().get_top_features()
     fitted = BaselineProbe(method="bow", classifier="ridge").fit(TRAIN_POS, TRAIN_NEG)
-    with pytest.raises(InvalidInputError, match="has no predict_proba; use predict"):
+    with pytest.raises(UnsupportedMethodError, match="does not support predict_proba; use predict"):
         fitted.predict_proba(TEST)
     with pytest.raises(InvalidInputError, match="prompts is empty"):
         fitted.predict([])

@@ -21,7 +21,15 @@ import pytest
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 
-from fastprobe import FastprobeError, InvalidInputError, NotFittedError, Probe, ShapeMismatchError, UnknownOptionError
+from fastprobe import (
+    FastprobeError,
+    InvalidInputError,
+    NotFittedError,
+    Probe,
+    ShapeMismatchError,
+    UnknownOptionError,
+    UnsupportedMethodError,
+)
 from fastprobe.ensemble import MAX_DRAWS, ProbeEnsemble
 from fastprobe.testing import tiny_model
 
@@ -141,7 +149,7 @@ def test_hard_voting_is_the_weighted_majority_with_ties_to_the_lowest_class() ->
     np.testing.assert_array_equal(plain.predict(TEST), mode(np.stack(preds), axis=0, keepdims=False).mode)
     assert plain.score(TEST, TEST_Y) == np.mean(plain.predict(TEST) == TEST_Y)
     with pytest.raises(
-        InvalidInputError, match=r"predict_proba needs every member's class probabilities, but probes\[2\]"
+        UnsupportedMethodError, match=r"predict_proba needs every member's class probabilities, but probes\[2\]"
     ):
         plain.predict_proba(TEST)
     metrics = plain.evaluate(TEST, TEST_Y)
@@ -366,7 +374,7 @@ def test_load_refuses_code_single_probes_and_untrusted_pickles(tmp_path: Path) -
         ProbeEnsemble.load(tmp_path / "custom.fp")
     trusted = ProbeEnsemble.load(tmp_path / "custom.fp", trust_pickle=True)
     np.testing.assert_allclose(trusted.predict_proba(TEST), custom.predict_proba(TEST))
-    with pytest.raises(NotFittedError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="has not been fitted yet"):
         ProbeEnsemble([Probe(model=model)]).save(tmp_path / "unfitted.fp")
 
 
@@ -391,7 +399,7 @@ class MyClassifier(ClassifierMixin, BaseEstimator):
 def test_bad_input() -> None:
     model = tiny_model("llama")
     probe = Probe(model=model, layers=1)
-    with pytest.raises(InvalidInputError, match="an ensemble needs at least one probe; got an empty list"):
+    with pytest.raises(InvalidInputError, match="probes must be a non-empty list of Probe objects; got an empty list"):
         ProbeEnsemble([])
     with pytest.raises(InvalidInputError, match="probes must be a list of Probe objects; got Probe"):
         ProbeEnsemble(probe)  # type: ignore[arg-type]
@@ -401,15 +409,18 @@ def test_bad_input() -> None:
         ProbeEnsemble([probe, probe])
     with pytest.raises(InvalidInputError, match=r"members must be classifiers; probes\[1\] has task='regression'"):
         ProbeEnsemble([probe, Probe(model=model, task="regression")])
-    with pytest.raises(ShapeMismatchError, match=r"weights: expected 2 numbers \(one per probe\), got shape \(3,\)"):
+    with pytest.raises(
+        ShapeMismatchError,
+        match=r"weights length must match the number of probes: expected 2 numbers, got shape \(3,\)",
+    ):
         ProbeEnsemble([probe, Probe(model=model)], weights=[1, 2, 3])
     with pytest.raises(InvalidInputError, match=r"weights must be >= 0; got \[1.0, -0.5\]"):
         ProbeEnsemble([probe, Probe(model=model)], weights=[1, -0.5])
-    with pytest.raises(InvalidInputError, match=r"weights must not all be zero; got \[0.0, 0.0\]"):
+    with pytest.raises(InvalidInputError, match=r"weights must sum to a positive number; got \[0.0, 0.0\]"):
         ProbeEnsemble([probe, Probe(model=model)], weights=[0, 0])
     with pytest.raises(InvalidInputError, match="weights must be finite"):
         ProbeEnsemble([probe, Probe(model=model)], weights=[1, float("nan")])
-    with pytest.raises(UnknownOptionError, match="unknown voting 'majority'; expected one of: soft, hard"):
+    with pytest.raises(UnknownOptionError, match="Unknown voting strategy 'majority'; expected one of: soft, hard"):
         ProbeEnsemble([probe], voting="majority")
     other = tiny_model("llama", seed=1)
     with pytest.raises(
@@ -421,9 +432,9 @@ def test_bad_input() -> None:
     with pytest.raises(InvalidInputError, match=r"probes\[0\] was fitted on .* but probes\[1\] on"):
         ProbeEnsemble([fitted_a, fitted_b])
     assert len(ProbeEnsemble([Probe(model=Path(model)), Probe(model=str(model))])) == 2, "the same path"
-    with pytest.raises(NotFittedError, match="ProbeEnsemble is not fitted yet \\(every member unfitted\\)"):
+    with pytest.raises(NotFittedError, match="ProbeEnsemble has not been fitted yet \\(every member unfitted\\)"):
         ProbeEnsemble([Probe(model=model), Probe(model=model)]).predict(TEST)
-    with pytest.raises(NotFittedError, match=r"not fitted yet \(probes \[1\] unfitted\)"):
+    with pytest.raises(NotFittedError, match=r"not been fitted yet \(probes \[1\] unfitted\)"):
         ProbeEnsemble([fitted_a, Probe(model=model)]).predict_proba(TEST)
     with pytest.raises(InvalidInputError, match="n_resamples must be an integer >= 1; got 0"):
         ProbeEnsemble.bootstrap(probe, n_resamples=0)
@@ -434,10 +445,15 @@ def test_bad_input() -> None:
     with pytest.raises(InvalidInputError, match="base_probe must be a fastprobe Probe; got list"):
         ProbeEnsemble.bootstrap([probe])  # type: ignore[arg-type]
     with pytest.raises(
-        ShapeMismatchError, match=r"groups: expected one group label per training prompt \(48,\), got shape \(3,\)"
+        ShapeMismatchError,
+        match=r"groups length must match the training prompts: expected one group label per prompt \(48,\), got "
+        r"shape \(3,\)",
     ):
         ProbeEnsemble.bootstrap(probe, n_resamples=2).fit(TRAIN_POS, TRAIN_NEG, groups=[0, 1, 0])
-    with pytest.raises(ShapeMismatchError, match=r"sample_weight: expected shape \(48,\), got \(2,\)"):
+    with pytest.raises(
+        ShapeMismatchError,
+        match=r"sample_weight length must match the training prompts: expected shape \(48,\), got \(2,\)",
+    ):
         ProbeEnsemble.bootstrap(probe, n_resamples=2).fit(TRAIN_POS, TRAIN_NEG, sample_weight=[1, 2])
     with pytest.raises(InvalidInputError, match="single class"):
         ProbeEnsemble.bootstrap(probe, n_resamples=2).fit(TRAIN_POS, [1] * len(TRAIN_POS))
@@ -453,7 +469,7 @@ def test_bad_input() -> None:
         ProbeEnsemble.from_configs(model, [])
     ridge = ProbeEnsemble.from_configs(model, [{"layers": 0, "classifier": "ridge"}, {"layers": 1}])
     with pytest.raises(
-        InvalidInputError, match=r"soft voting averages class probabilities, but probes\[0\]'s classifier"
+        UnsupportedMethodError, match=r"soft voting averages class probabilities, but probes\[0\]'s classifier"
     ):
         ridge.fit(TRAIN_POS, TRAIN_NEG)
     three = Probe(model=model, layers=1).fit(TRAIN_POS + TRAIN_NEG, np.arange(48) % 3)

@@ -83,7 +83,7 @@ def test_bad_input() -> None:
         extract_pooled(loaded, ["a"], [0], batch_size=0)
     with pytest.raises(FastprobeError, match="does not exist"):
         load_model("/nonexistent/model/dir")
-    with pytest.raises(FastprobeError, match="unknown dtype 'float64'"):
+    with pytest.raises(FastprobeError, match="Unknown dtype 'float64'"):
         load_model(tiny_model("gpt2"), dtype="float64")
 
 
@@ -138,6 +138,44 @@ def test_extract_to_store_matches_direct_pooling_and_skips_cached(tmp_path) -> N
     alone = unpadded_reference(loaded, PROMPTS[3])[2][0].numpy()  # block 1's output, no padding at all
     assert offsets.tolist() == [0, len(alone)]
     np.testing.assert_allclose(values, alone, atol=2e-5, rtol=1e-4)
+
+
+def test_extract_to_store_runs_what_last_token_records_lack(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from fastprobe import ActivationStore
+    from fastprobe.extraction import extract_to_store
+
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    reference = ActivationStore(tmp_path / "reference", dtype="float32")
+    extract_to_store(loaded, PROMPTS, [1, 3], reference, progress=False)
+    last = reference.read_pooled(PROMPTS, [1, 3], "last_token")
+    counts = [t for _, _, t in sorted(reference.prompts(), key=lambda x: PROMPTS.index(x[0]))]
+    store = ActivationStore(tmp_path / "pulled", dtype="float32")
+    h = last.shape[1] // 2
+    store.write_last_token(PROMPTS, np.stack([last[:, :h], last[:, h:]]), counts, sites=[1, 3])
+
+    def run(**kwargs):  # type: ignore[no-untyped-def]
+        return extract_to_store(loaded, PROMPTS, [1, 3], store, progress=False, **kwargs)
+
+    # Last-token reads are served; mean, first token and the default (any pooled vector) are not.
+    assert run(keep_tokens=False, poolings=["last_token"]) == 0
+    assert run(keep_tokens=False, poolings="last_token") == 0
+    assert store.contains(PROMPTS, [1, 3], pooling="last_token").all()
+    assert not store.contains(PROMPTS, [1, 3]).any()
+    assert run(keep_tokens=False, poolings=["last_token", "mean"]) == len(PROMPTS)
+    assert run(keep_tokens=False, poolings=["mean"]) == 0  # the new pooled-only records supersede
+    assert run(keep_tokens=False) == 0
+    for pooling in ("last_token", "mean", "first_token"):
+        np.testing.assert_array_equal(
+            store.read_pooled(PROMPTS, [1, 3], pooling), reference.read_pooled(PROMPTS, [1, 3], pooling)
+        )
+    # A pooling that reads tokens keeps them, whatever keep_tokens says.
+    assert run(keep_tokens=False, poolings=["max"]) == len(PROMPTS)
+    assert store.contains(PROMPTS, [1, 3], tokens=True).all()
+    np.testing.assert_array_equal(store.read_tokens(PROMPTS, [1])[0], reference.read_tokens(PROMPTS, [1])[0])
+    # A prompt back to last-token-only at one site runs for that site alone.
+    store.write_last_token(PROMPTS[:1], last[None, :1, h:], counts[:1], sites=[3])
+    assert run(poolings=["first_token"]) == 1
+    assert store.verify() == []
 
 
 def test_model_fingerprint_separates_what_changes_activations() -> None:

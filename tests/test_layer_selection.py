@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fastprobe import InvalidInputError, NotFittedError, Probe, UnknownOptionError
+from fastprobe import InvalidInputError, NotFittedError, Probe, UnknownOptionError, UnsupportedMethodError
 from fastprobe.estimators import GroupLassoProbe, LayerScaler
 from fastprobe.layers import resolve_auto_candidates
 from fastprobe.testing import tiny_model
@@ -123,12 +123,14 @@ def test_layer_importance_errors() -> None:
     with pytest.raises(NotFittedError):
         Probe().compute_layer_importance()
     probe = Probe(random_state=0).fit_from_activations(X, y, n_layers=3)
-    with pytest.raises(UnknownOptionError, match="unknown importance metric 'l3'; expected one of: l2, l1, mean_abs"):
+    with pytest.raises(UnknownOptionError, match="Unknown metric 'l3' for layer importance; expected one of: l2, l1"):
         probe.compute_layer_importance("l3")
     from sklearn.neighbors import KNeighborsClassifier
 
     knn = Probe(classifier=KNeighborsClassifier()).fit_from_activations(X, y, n_layers=3)
-    with pytest.raises(InvalidInputError, match="needs a linear classifier with coef_; KNeighborsClassifier has none"):
+    with pytest.raises(
+        UnsupportedMethodError, match="needs a linear classifier with coef_; KNeighborsClassifier has none"
+    ):
         knn.compute_layer_importance()
     pca = Probe(preprocessing="pca:4", random_state=0).fit_from_activations(X, y, n_layers=3)
     with pytest.raises(InvalidInputError, match="PCA preprocessing mixes the layers"):

@@ -56,17 +56,17 @@ def test_sklearn_params_roundtrip() -> None:
 def test_bad_input_gives_clear_errors() -> None:
     pos, neg = contrast()
     model = tiny_model("llama")
-    with pytest.raises(UnknownOptionError, match="unknown pooling 'median'; expected one of: last_token"):
+    with pytest.raises(UnknownOptionError, match="Invalid train_pooling 'median' .*expected one of: last_token"):
         Probe(model=model, pooling="median").fit(pos, neg)
-    with pytest.raises(UnknownOptionError, match="unknown classifier 'forest'; expected one of: logistic_regression"):
+    with pytest.raises(UnknownOptionError, match="Unknown classifier 'forest'; expected one of: logistic_regression"):
         Probe(model=model, classifier="forest").fit(pos, neg)
     with pytest.raises(InvalidInputError, match="single class"):
         Probe(model=model).fit(pos, [])
     with pytest.raises(ShapeMismatchError, match="got 48 prompts but 3 labels"):
         Probe(model=model).fit(pos, [1, 0, 1])
-    with pytest.raises(InvalidInputError, match="fit needs a second argument: negative prompts"):
+    with pytest.raises(InvalidInputError, match="fit\\(\\) requires two arguments: negative prompts"):
         Probe(model=model).fit(pos)
-    with pytest.raises(NotFittedError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="has not been fitted yet"):
         Probe(model=model).predict(pos)
     with pytest.raises(InvalidInputError, match="No model specified"):
         Probe().fit(pos, neg)

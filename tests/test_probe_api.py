@@ -19,11 +19,25 @@ from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.preprocessing import StandardScaler
 
 import fastprobe
-from fastprobe import FastprobeError, InvalidInputError, NotFittedError, Probe, ShapeMismatchError, UnknownOptionError
-from fastprobe.classifiers import CLASSIFIERS, LogisticEnsemble, SGDTorchClassifier, build_classifier
+from fastprobe import (
+    FastprobeError,
+    InvalidInputError,
+    NotFittedError,
+    Probe,
+    ShapeMismatchError,
+    UnknownOptionError,
+    UnsupportedMethodError,
+)
+from fastprobe.classifiers import (
+    CLASSIFIERS,
+    EnsembleClassifier,
+    MassMeanClassifier,
+    SGDTorchClassifier,
+    build_classifier,
+)
 from fastprobe.estimators import LogisticProbe, MassMeanProbe, RidgeClassifierProbe, RidgeProbe
 from fastprobe.layers import resolve_layers
-from fastprobe.pooling import parse_pooling, resolve_pooling
+from fastprobe.pooling import parse_pooling, resolve_pooling, resolve_pooling_spec
 from fastprobe.testing import tiny_model
 
 SUBJECTS = ["I", "We", "They", "You", "People", "Tourists", "Students", "Friends"]
@@ -60,8 +74,10 @@ def test_constructor_has_lmprobe_parameters_and_defaults() -> None:
 
     ours = inspect.signature(Probe.__init__).parameters
     theirs = inspect.signature(LmProbe.__init__).parameters
-    assert list(ours) == list(theirs)
-    assert {k: v.default for k, v in ours.items()} == {k: v.default for k, v in theirs.items()}
+    # lmprobe's parameters in lmprobe's order with lmprobe's defaults; fastprobe adds only `revision`, last.
+    assert list(ours) == [*theirs, "revision"]
+    assert {k: v.default for k, v in ours.items() if k != "revision"} == {k: v.default for k, v in theirs.items()}
+    assert ours["revision"].default is None
     assert fastprobe.LinearProbe is Probe
 
 
@@ -83,16 +99,20 @@ def test_pooling_specs_and_collision_rules() -> None:
     assert parse_pooling("max") == ("max", "score")
     assert parse_pooling("activation:max") == ("max", "activation")
     assert parse_pooling("score:last_token") == ("last_token", "score")
-    assert resolve_pooling("mean", None, "max") == ("mean", ("max", "score"))
-    assert resolve_pooling(None, "all", None) == ("all", ("last_token", "activation"))
-    assert resolve_pooling("all") == ("all", ("all", "tokens"))
-    with pytest.raises(UnknownOptionError, match="pooling='max' cannot train a probe; expected one of: last_token"):
-        resolve_pooling("max")
-    with pytest.raises(UnknownOptionError, match="train_pooling='score:mean' cannot train"):
-        resolve_pooling("mean", "score:mean")
-    with pytest.raises(UnknownOptionError, match="unknown pooling 'median'; expected one of: last_token, first_token"):
+    assert resolve_pooling("mean", None, "max") == ("mean", "max")
+    assert resolve_pooling_spec("mean", None, "max") == ("mean", ("max", "score"))
+    assert resolve_pooling_spec(None, "all", None) == ("all", ("last_token", "activation"))
+    assert resolve_pooling_spec("all") == ("all", ("all", "tokens"))
+    with pytest.raises(
+        UnknownOptionError,
+        match=r"Invalid train_pooling 'max' \(from pooling='max'\): it cannot train a probe; expected one of: last_",
+    ):
+        resolve_pooling_spec("max")
+    with pytest.raises(UnknownOptionError, match=r"Invalid train_pooling 'score:mean' \(from train_pooling="):
+        resolve_pooling_spec("mean", "score:mean")
+    with pytest.raises(UnknownOptionError, match="Unknown pooling strategy 'median'; expected one of: last_token"):
         parse_pooling("median")
-    with pytest.raises(UnknownOptionError, match="unknown pooling 'score:all'"):
+    with pytest.raises(UnknownOptionError, match="Unknown base pooling strategy 'all' in 'score:all'"):
         parse_pooling("score:all")
 
 
@@ -101,9 +121,9 @@ def test_classifier_table() -> None:
         "logistic_regression": LogisticProbe,
         "ridge": RidgeClassifierProbe,
         "ridge_regression": RidgeProbe,
-        "mass_mean": MassMeanProbe,
+        "mass_mean": MassMeanClassifier,
         "lda": MassMeanProbe,
-        "ensemble": LogisticEnsemble,
+        "ensemble": EnsembleClassifier,
         "sgd_gpu": SGDTorchClassifier,
     }
     for name in CLASSIFIERS:
@@ -120,11 +140,11 @@ def test_classifier_table() -> None:
     kwargs = {"C_values": [0.1, 1.0], "max_iter": 50}
     assert build_classifier("ensemble", classifier_kwargs=kwargs).C_values == [0.1, 1.0]
     assert kwargs == {"C_values": [0.1, 1.0], "max_iter": 50}, "the user's dict is never modified"
-    with pytest.raises(UnknownOptionError, match="unknown classifier 'forest'; expected one of: logistic_regression"):
+    with pytest.raises(UnknownOptionError, match="Unknown classifier 'forest'; expected one of: logistic_regression"):
         build_classifier("forest")
     with pytest.raises(UnknownOptionError, match="for task='regression' use one of: logistic_regression"):
         build_classifier("svm", task="regression")
-    with pytest.raises(InvalidInputError, match="an estimator with fit and predict; got int"):
+    with pytest.raises(fastprobe.InvalidEstimatorError, match=r"Classifier int must have a fit\(\) method"):
         build_classifier(42)
     with pytest.raises(InvalidInputError, match="must be a number > 0"):
         build_classifier("ridge", classifier_kwargs={"alpha": -1})
@@ -251,9 +271,9 @@ def test_preprocessing_scaling_and_mass_mean_augment_match_a_manual_pipeline() -
     assert Probe(normalize_layers=False).fit_from_activations(X[:, :8], y).scaler_ is not None, "one layer: scaled"
     with pytest.warns(UserWarning, match="per-layer scaling \\(normalize_layers\\) is skipped"):
         assert Probe(preprocessing="standard").fit_from_activations(X, y, n_layers=3).scaler_ is None
-    with pytest.raises(InvalidInputError, match="needs pca_components"):
+    with pytest.raises(InvalidInputError, match="PCA requested but no component count.*needs pca_components"):
         Probe(preprocessing="pca")
-    with pytest.raises(UnknownOptionError, match="unknown preprocessing step 'whiten'; expected one of: standard"):
+    with pytest.raises(UnknownOptionError, match="Unknown preprocessing step 'whiten'; expected one of: standard"):
         Probe(preprocessing=["standard", "whiten"])
 
 
@@ -263,7 +283,10 @@ def test_sample_weight_reaches_the_classifier() -> None:
     weighted = Probe(model=model, layers=1, classifier="mass_mean").fit(TRAIN_POS, TRAIN_NEG, sample_weight=w)
     plain = Probe(model=model, layers=1, classifier="mass_mean").fit(TRAIN_POS, TRAIN_NEG)
     assert not np.allclose(weighted.classifier_.coef_, plain.classifier_.coef_)
-    with pytest.raises(ShapeMismatchError, match=r"sample_weight: expected shape \(48,\), got \(3,\)"):
+    with pytest.raises(
+        ShapeMismatchError,
+        match=r"sample_weight length must match the training prompts: expected shape \(48,\), got \(3,\)",
+    ):
         Probe(model=model).fit(TRAIN_POS, TRAIN_NEG, sample_weight=[1, 2, 3])
 
 
@@ -476,13 +499,13 @@ def test_a_loaded_probe_refuses_a_different_model(tmp_path: Path) -> None:
 
 def test_bad_input() -> None:
     model = tiny_model("llama")
-    with pytest.raises(UnknownOptionError, match="unknown task 'ranking'"):
+    with pytest.raises(UnknownOptionError, match="Unknown task 'ranking'"):
         Probe(task="ranking")
-    with pytest.raises(UnknownOptionError, match="unknown normalize_layers 'yes'"):
-        Probe(normalize_layers="yes")
+    with pytest.raises(UnknownOptionError, match="Invalid normalize_layers 'yes'"):  # checked by fit, as lmprobe
+        Probe(normalize_layers="yes").fit_from_activations(np.zeros((4, 2)), [0, 1, 0, 1])
     with pytest.raises(UnknownOptionError, match="unknown backend 'chunked'; expected one of: local, nnsight"):
         Probe(backend="chunked")
-    with pytest.raises(InvalidInputError, match="remote=True runs on NDIF through nnsight"):
+    with pytest.raises(InvalidInputError, match="backend='local' does not support remote=True: remote runs go to NDIF"):
         Probe(remote=True)
     with pytest.raises(InvalidInputError, match="batch_size must be an integer >= 1; got 0"):
         Probe(batch_size=0)
@@ -496,9 +519,9 @@ def test_bad_input() -> None:
         Probe(model=model, task="regression").fit(TRAIN_POS[:2], [0.5, np.nan])
     ridge = Probe(model=model, layers=1, classifier="ridge").fit(TRAIN_POS, TRAIN_NEG)
     assert ridge.score(TEST, TEST_Y) >= 0.9
-    with pytest.raises(InvalidInputError, match="RidgeClassifierProbe has no predict_proba"):
+    with pytest.raises(UnsupportedMethodError, match="RidgeClassifierProbe does not support predict_proba"):
         ridge.predict_proba(TEST)
-    with pytest.raises(NotFittedError, match="not fitted yet"):
+    with pytest.raises(NotFittedError, match="has not been fitted yet"):
         Probe(model=model).evaluate(TEST, TEST_Y)
     with pytest.raises(ShapeMismatchError, match="got 48 prompts but labels of shape \\(2,\\)"):
         ridge.score(TEST, [0, 1])

@@ -55,14 +55,18 @@ from sklearn.base import BaseEstimator
 
 from fastprobe.classifiers import build_classifier
 from fastprobe.exceptions import (
-    FastprobeError,
     InvalidInputError,
+    MissingDependencyError,
     ModelLoadError,
     NotFittedError,
     ShapeMismatchError,
     UnknownOptionError,
+    UnsupportedMethodError,
 )
 from fastprobe.layers import LayerSpec, resolve_layers
+from fastprobe.model import register_model_cache
+from fastprobe.perplexity import perplexity_features as _perplexity_features
+from fastprobe.perplexity import perplexity_store as _perplexity_store
 from fastprobe.probe import _as_array, _check_prompts, _Context, _context, _extract, _identity
 from fastprobe.probe import _training_data as _probe_training_data
 
@@ -119,9 +123,6 @@ _LENGTH_FEATURES = ["char_count", "word_count", "chars_per_word"]
 _PERPLEXITY_FEATURES = ["mean_perplexity", "min_perplexity", "max_perplexity"]
 #: Feature methods whose features are standardized before the classifier.
 _STANDARDIZED = ("sentence_length", "perplexity")
-#: Prompts per forward pass of the perplexity model, and per record of its cache.
-_PERPLEXITY_BATCH = 16
-_PERPLEXITY_RECORD = 64
 
 
 class BaselineNotFoundError(UnknownOptionError, KeyError):
@@ -185,7 +186,7 @@ def _length_features(prompts: Sequence[str]) -> np.ndarray:
     return np.column_stack([chars, words, chars / np.maximum(words, 1.0)])
 
 
-_LIGHT: dict[tuple[str, str | None, str, str], tuple[Any, dict[str, Any]] | None] = {}
+_LIGHT: dict[tuple[str, str | None, str, str], tuple[Any, dict[str, Any]] | None] = register_model_cache({})
 _LIGHT_LOCK = threading.Lock()
 
 
@@ -263,160 +264,24 @@ def _activation_sites_cached(ctx: _Context, prompts: Sequence[str], sites: Seque
     from fastprobe.store import cache_keeps_tokens
 
     keep = cache_keeps_tokens(pooling in ("max", "min"))
-    return bool(np.all(ctx.store.contains(list(prompts), list(sites), tokens=keep)))
+    return bool(np.all(ctx.store.contains(list(prompts), list(sites), tokens=keep, pooling=pooling)))
 
 
 def _activations(
     ctx: _Context, prompts: list[str], sites: list[int | str], pooling: str, batch_size: int
 ) -> np.ndarray:
     """Pooled activations at ``sites`` through the cache: one extraction of what is missing, one read."""
-    _extract(ctx, prompts, cast(Any, sites), batch_size, 3, pooling in ("max", "min"))
+    _extract(ctx, prompts, cast(Any, sites), batch_size, 3, pooling in ("max", "min"), poolings=[pooling])
     return np.asarray(ctx.store.read_pooled(prompts, sites, pooling))
 
 
 # ---------------------------------------------------------------------------------------------- perplexity
-
-_LMS: dict[tuple[str, str, str, str], Any] = {}
-_LMS_LOCK = threading.Lock()
-
-
-def _causal_lm(ctx: _Context) -> Any:
-    """Return the model with its language-model head (loaded once per process; extraction loads it without)."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    from fastprobe.model import from_pretrained
-
-    loaded = ctx.loaded
-    dtype = next(loaded.model.parameters()).dtype
-    source = loaded.source
-    key = (source.name, source.commit or source.path, loaded.device, str(dtype))
-    with _LMS_LOCK:
-        if key not in _LMS:
-            try:
-                lm = from_pretrained(AutoModelForCausalLM, source, dtype=dtype)
-            except (ValueError, KeyError) as err:
-                raise InvalidInputError(
-                    f"perplexity needs a causal language model; {loaded.name!r} "
-                    f"({ctx.fingerprint.get('architecture')}) has no language-model head transformers can load: {err}"
-                ) from err
-            lm.to(loaded.device)
-            lm.eval()
-            lm.requires_grad_(False)
-            _LMS[key] = lm
-        lm = _LMS[key]
-    assert isinstance(lm, torch.nn.Module)
-    return lm
-
-
-def _batch_logits(ctx: _Context, batch: dict[str, Any]) -> Any:
-    """Logits ``(B, S, V)`` of a padded batch: a local causal LM, or an nnsight trace on NDIF."""
-    from fastprobe.extraction import _accepts
-
-    loaded = ctx.loaded
-    if loaded.remote:
-        wrapper = loaded.tracer
-        with wrapper.trace(**batch, use_cache=False, remote=True):
-            saved = wrapper.output.save()
-        out = getattr(saved, "value", saved)
-        return out.logits if hasattr(out, "logits") else out[0]
-    lm = _causal_lm(ctx)
-    if not _accepts(lm, "position_ids"):
-        batch = {k: v for k, v in batch.items() if k != "position_ids"}
-    batch = {k: v.to(loaded.device) for k, v in batch.items()}
-    return lm(**batch, use_cache=False).logits
-
-
-def _compute_perplexity(ctx: _Context, prompts: list[str], store: Any) -> None:
-    """Run the prompts through the causal LM in batches and write [mean, min, max] perplexity per prompt to ``store``.
-
-    Prompts are batched by token length; positions count real tokens only, so padding (either side) changes nothing.
-    The loss of token ``t`` is the cross-entropy of predicting it from tokens ``< t``; the first token has none.
-    """
-    import torch
-    from tqdm.auto import tqdm
-
-    from fastprobe.extraction import _pad, tokenize
-
-    rows = tokenize(ctx.loaded, prompts)
-    for i, row in enumerate(rows):
-        if len(row["input_ids"]) < 2:
-            raise InvalidInputError(
-                f"prompt {prompts[i]!r} is a single token; perplexity needs at least two (the first token is never "
-                "predicted)"
-            )
-    order = sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
-    names: list[str] = []
-    values: list[np.ndarray] = []
-
-    def flush() -> None:
-        if names:
-            feats = np.concatenate(values).astype(np.float32)[None]
-            store.write(names, feats, np.ones(len(names), dtype=np.int64), [0], dtype="float32", keep_tokens=False)
-            names.clear()
-            values.clear()
-
-    bar = tqdm(total=len(prompts), desc="perplexity", unit="prompt", dynamic_ncols=True)
-    try:
-        for start in range(0, len(order), _PERPLEXITY_BATCH):
-            idx = order[start : start + _PERPLEXITY_BATCH]
-            batch = _pad(ctx.loaded, [rows[i] for i in idx])
-            batch.pop("token_type_ids", None)
-            with torch.inference_mode():
-                logits = _batch_logits(ctx, batch)
-                targets = batch["input_ids"][:, 1:].to(logits.device)
-                mask = batch["attention_mask"].to(logits.device).bool()
-                real = mask[:, 1:] & mask[:, :-1]  # a real token predicted from a real token
-                loss = torch.nn.functional.cross_entropy(
-                    logits[:, :-1].float().transpose(1, 2), targets, reduction="none"
-                )
-                inf = torch.tensor(float("inf"), device=loss.device)
-                count = real.sum(dim=1)
-                mean = torch.where(real, loss, 0.0).sum(dim=1) / count
-                low = torch.where(real, loss, inf).amin(dim=1)
-                high = torch.where(real, loss, -inf).amax(dim=1)
-                stats = torch.stack([mean, low, high], dim=1).double().exp().cpu().numpy()
-            names.extend(prompts[i] for i in idx)
-            values.append(stats)
-            bar.update(len(idx))
-            if len(names) >= _PERPLEXITY_RECORD:
-                flush()
-        flush()
-    finally:
-        bar.close()
-
-
-def _perplexity_store(ctx: _Context) -> Any:
-    from fastprobe.store import model_store
-
-    return model_store({**ctx.fingerprint, "site": "perplexity"})
-
-
-def _perplexity_features(ctx: _Context, prompts: Sequence[str]) -> np.ndarray:
-    """[mean, min, max] per-token perplexity of each prompt, through the cache (computed once per prompt and model).
-
-    Parameters
-    ----------
-    ctx : fastprobe.probe._Context
-        The model's context (from ``fastprobe.probe._context``).
-    prompts : sequence of str
-
-    Returns
-    -------
-    numpy.ndarray of shape (n_prompts, 3), float64
-        ``exp`` of the mean, the smallest and the largest per-token cross-entropy over the prompt's predicted tokens.
-    """
-    store = _perplexity_store(ctx)
-    unique = list(dict.fromkeys(prompts))
-    missing = [p for p, have in zip(unique, store.contains(unique, [0]), strict=True) if not have]
-    if missing:
-        _compute_perplexity(ctx, missing, store)
-    return np.asarray(store.read_pooled(list(prompts), [0], "last_token"), dtype=np.float64)
+# Computed, batched and cached by fastprobe.perplexity (shared with fastprobe.unified_cache); imported above.
 
 
 # ---------------------------------------------------------------------------------------------- sentence encoders
 
-_ENCODERS: dict[tuple[str, str], Any] = {}
+_ENCODERS: dict[tuple[str, str], Any] = register_model_cache({})
 
 
 def _sentence_model_here(name: str) -> bool:
@@ -441,8 +306,8 @@ def _sentence_encoder(name: str, device: str) -> Any:
     try:
         import sentence_transformers
     except ImportError as err:
-        raise FastprobeError(
-            "method='sentence_transformers' needs the sentence-transformers package, which is not installed; install "
+        raise MissingDependencyError(
+            "sentence-transformers is required for method='sentence_transformers', and it is not installed; install "
             "it with: pip install sentence-transformers"
         ) from err
     if not _sentence_model_here(name):
@@ -472,7 +337,7 @@ class _PromptClassifier:
 
     def _check_fitted(self) -> None:
         if getattr(self, "classifier_", None) is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
+            raise NotFittedError(f"this {type(self).__name__} has not been fitted yet; call fit before using it")
 
     def predict(self, prompts: Sequence[str]) -> np.ndarray:
         """Predict the class of each prompt.
@@ -498,16 +363,16 @@ class _PromptClassifier:
 
         Raises
         ------
-        InvalidInputError
-            If the classifier has no ``predict_proba``.
+        UnsupportedMethodError
+            If the classifier has no ``predict_proba`` (also an :class:`AttributeError`).
         NotFittedError
             Before :meth:`fit`.
         """
         self._check_fitted()
         if not hasattr(self.classifier_, "predict_proba"):
-            raise InvalidInputError(
-                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
-                "with probabilities (e.g. 'logistic_regression')"
+            raise UnsupportedMethodError(
+                f"the classifier {type(self.classifier_).__name__} does not support predict_proba; use predict, or a "
+                "classifier with probabilities (e.g. 'logistic_regression')"
             )
         return np.asarray(self.classifier_.predict_proba(self._inference(prompts)), dtype=np.float64)
 
@@ -632,7 +497,7 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
         from sklearn.dummy import DummyClassifier
 
         if self.method not in TEXT_METHODS:
-            raise UnknownOptionError(f"unknown method {self.method!r}; expected one of: {', '.join(TEXT_METHODS)}")
+            raise UnknownOptionError(f"Unknown method {self.method!r}; expected one of: {', '.join(TEXT_METHODS)}")
         if self.method == "shuffled_labels" and self.base_method not in BASE_METHODS:
             raise UnknownOptionError(
                 f"unknown base_method {self.base_method!r} for method='shuffled_labels'; expected one of: "
@@ -640,7 +505,8 @@ class BaselineProbe(_PromptClassifier, BaseEstimator):
             )
         if self._feature_method == "perplexity" and self.model is None:
             raise InvalidInputError(
-                "method='perplexity' needs the language model: pass model=<a local directory or a Hugging Face id>"
+                "method='perplexity' requires the 'model' parameter (the language model): pass model=<a Hugging "
+                "Face Hub id or a local directory>"
             )
         if self.max_features is not None and (
             isinstance(self.max_features, bool) or not isinstance(self.max_features, int) or self.max_features < 1
@@ -951,7 +817,7 @@ class ActivationBaseline(_PromptClassifier, BaseEstimator):
 
         if self.method not in ACTIVATION_METHODS:
             raise UnknownOptionError(
-                f"unknown method {self.method!r}; expected one of: {', '.join(ACTIVATION_METHODS)}"
+                f"Unknown method {self.method!r}; expected one of: {', '.join(ACTIVATION_METHODS)}"
             )
         if self.model is None:
             raise InvalidInputError("ActivationBaseline needs a model: pass model=<a local directory or a Hub id>")
@@ -1399,7 +1265,7 @@ class BaselineBattery:
                 try:
                     baseline, fit_time, pred, predict_time = shared.run(name, y)
                 except Exception as err:
-                    if shared.model_error is not None or isinstance(err, ModelLoadError):
+                    if isinstance(err, ModelLoadError):
                         raise  # a model that cannot be loaded is an error, never a shorter table
                     warnings.warn(
                         f"baseline {name!r} failed and is left out of the results: {type(err).__name__}: {err}",
@@ -1418,7 +1284,7 @@ class BaselineBattery:
 
     def _check_fitted(self) -> BaselineResults:
         if self.results_ is None:
-            raise NotFittedError("this BaselineBattery has not run yet; call fit first")
+            raise NotFittedError("this BaselineBattery is not fitted: it has not run yet; call fit first")
         return self.results_
 
     def get_best(self, n: int = 1) -> list[BaselineResult]:
@@ -1460,7 +1326,7 @@ class _Shared:
         self.test = test
         self.used_model = False
         self._ctx: _Context | None = None
-        self.model_error: Exception | None = None
+        self._ctx_error: Exception | None = None
         self._acts_failed: Exception | None = None
         self._counts: tuple[Any, Any, Any, float] | None = None
         self._acts: dict[str, tuple[np.ndarray, np.ndarray]] | None = None
@@ -1470,15 +1336,15 @@ class _Shared:
     # -------------------------------------------------------------- shared features
 
     def ctx(self) -> _Context:
-        if self.model_error is not None:  # loading the model failed once: every baseline that needs it fails alike
-            raise self.model_error
+        if self._ctx_error is not None:  # the model's context failed once: every baseline that needs it fails alike
+            raise self._ctx_error
         if self._ctx is None:
             b = self.battery
             backend = "nnsight" if b.remote else "local"
             try:
                 self._ctx = _ready_context(b.model, b.device, backend, bool(b.remote), self._all_cached, b.revision)
             except Exception as err:
-                self.model_error = err
+                self._ctx_error = err
                 raise
             self.used_model = True
         return self._ctx

@@ -31,6 +31,7 @@ from fastprobe.exceptions import (
     NotFittedError,
     ShapeMismatchError,
     UnknownOptionError,
+    UnsupportedMethodError,
 )
 from fastprobe.layers import LAYER_SPECS, resolve_layers
 from fastprobe.pooling import PoolingSpec
@@ -44,6 +45,7 @@ from fastprobe.probe import (
     _identity,
     _needs_tokens,
     _proba_spec,
+    _reads,
     classification_metrics,
 )
 
@@ -65,7 +67,7 @@ def _check_members(probes: Any) -> list[Probe]:
     if isinstance(probes, Probe) or not isinstance(probes, (list, tuple)):
         raise InvalidInputError(f"probes must be a list of Probe objects; got {type(probes).__name__}")
     if not probes:
-        raise InvalidInputError("an ensemble needs at least one probe; got an empty list")
+        raise InvalidInputError("probes must be a non-empty list of Probe objects; got an empty list")
     seen: dict[int, int] = {}
     for i, probe in enumerate(probes):
         if not isinstance(probe, Probe):
@@ -141,20 +143,22 @@ def _normalise_weights(weights: Any, n: int) -> np.ndarray:
     except (TypeError, ValueError):
         raise InvalidInputError(f"weights must be a list of numbers, one per probe; got {weights!r}") from None
     if w.ndim != 1 or len(w) != n:
-        raise ShapeMismatchError(f"weights: expected {n} numbers (one per probe), got shape {w.shape}")
+        raise ShapeMismatchError(
+            f"weights length must match the number of probes: expected {n} numbers, got shape {w.shape}"
+        )
     if not np.all(np.isfinite(w)):
         raise InvalidInputError(f"weights must be finite; got {w.tolist()}")
     if np.any(w < 0):
         raise InvalidInputError(f"weights must be >= 0; got {w.tolist()}")
     total = float(w.sum())
     if total <= 0:
-        raise InvalidInputError(f"weights must not all be zero; got {w.tolist()}")
+        raise InvalidInputError(f"weights must sum to a positive number; got {w.tolist()}")
     return np.asarray(w / total)
 
 
 def _check_voting(voting: Any) -> str:
     if not isinstance(voting, str) or voting not in VOTING:
-        raise UnknownOptionError(f"unknown voting {voting!r}; expected one of: {', '.join(VOTING)}")
+        raise UnknownOptionError(f"Unknown voting strategy {voting!r}; expected one of: {', '.join(VOTING)}")
     return voting
 
 
@@ -240,8 +244,12 @@ def _plain_layers(spec: Any) -> bool:
     return True
 
 
-def _warm(members: list[_Member], prompts: list[str], tokens_of: Any) -> None:
-    """One extraction pass per loaded model, over the union of its members' layers."""
+def _warm(members: list[_Member], prompts: list[str], tokens_of: Any, reads_of: Any = None) -> None:
+    """One extraction pass per loaded model, over the union of its members' layers.
+
+    ``tokens_of(member)``: whether it reads tokens; ``reads_of(member)``: the poolings it reads (None: any pooled
+    vector), so that records serving less (a pulled last-token-only record, for a mean) are extracted again.
+    """
     by_model: dict[int, list[_Member]] = {}
     for m in members:
         by_model.setdefault(id(m.ctx.loaded), []).append(m)
@@ -249,7 +257,8 @@ def _warm(members: list[_Member], prompts: list[str], tokens_of: Any) -> None:
         layers = sorted({layer for m in group for layer in m.layers})
         tokens = any(tokens_of(m) for m in group)
         retries = max(m.probe._retries() for m in group)
-        _extract(group[0].ctx, prompts, layers, group[0].probe.batch_size, retries, tokens)
+        reads = None if reads_of is None else [p for m in group for p in reads_of(m)]
+        _extract(group[0].ctx, prompts, layers, group[0].probe.batch_size, retries, tokens, poolings=reads)
 
 
 # ---------------------------------------------------------------------------------------------- the ensemble
@@ -495,8 +504,8 @@ class ProbeEnsemble:
         g = self._check_groups(groups, len(prompts), w)
         if g is not None and not self._bootstrap:
             warnings.warn(
-                "groups only shape the draws of a bootstrap ensemble (ProbeEnsemble.bootstrap); this ensemble fits "
-                "every member on all the prompts and ignores them",
+                "the groups parameter is ignored: groups only shape the draws of a bootstrap ensemble "
+                "(ProbeEnsemble.bootstrap), and this ensemble fits every member on all the prompts",
                 UserWarning,
                 stacklevel=2,
             )
@@ -505,7 +514,7 @@ class ProbeEnsemble:
             rng = np.random.default_rng(self.random_state)
             draws = [_resample(rng, y, g, w) for _ in self.probes_]
         members = self._plans(remote, training=True)
-        _warm(members, prompts, lambda m: _needs_tokens(m.train, m.spec))
+        _warm(members, prompts, lambda m: _needs_tokens(m.train, m.spec), lambda m: _reads(m.train, m.spec))
         self._fit_members(members, prompts, y, w, draws, remote)
         self.resample_indices_ = [d for d in draws if d is not None] if self._bootstrap else None
         evict()
@@ -519,7 +528,8 @@ class ProbeEnsemble:
         g = np.asarray(groups.detach().cpu().numpy() if hasattr(groups, "detach") else groups)
         if g.ndim != 1 or len(g) != n:
             raise ShapeMismatchError(
-                f"groups: expected one group label per training prompt ({n},), got shape {g.shape}"
+                f"groups length must match the training prompts: expected one group label per prompt ({n},), "
+                f"got shape {g.shape}"
             )
         if self._bootstrap and w is not None:
             if np.any(w < 0) or not np.all(np.isfinite(w)):
@@ -541,10 +551,10 @@ class ProbeEnsemble:
         for i, probe in enumerate(self.probes_):
             train, spec, template = probe._check_params()
             if training and self.voting == "soft" and not hasattr(template, "predict_proba"):
-                raise InvalidInputError(
+                raise UnsupportedMethodError(
                     f"soft voting averages class probabilities, but probes[{i}]'s classifier "
-                    f"{type(template).__name__} has no predict_proba; use voting='hard' or a classifier with "
-                    "probabilities"
+                    f"{type(template).__name__} does not support predict_proba; use voting='hard' or a classifier "
+                    "with probabilities"
                 )
             ctx = probe._ctx(remote)
             n_layers = ctx.loaded.n_layers
@@ -618,7 +628,9 @@ class ProbeEnsemble:
         unfitted = [i for i, p in enumerate(self.probes_) if getattr(p, "classifier_", None) is None]
         if unfitted:
             which = "every member" if len(unfitted) == len(self.probes_) else f"probes {unfitted}"
-            raise NotFittedError(f"this ProbeEnsemble is not fitted yet ({which} unfitted); call fit before using it")
+            raise NotFittedError(
+                f"this ProbeEnsemble has not been fitted yet ({which} unfitted); call fit before using it"
+            )
         classes = np.asarray(self.probes_[0].classes_)
         for i, p in enumerate(self.probes_[1:], start=1):
             if not np.array_equal(np.asarray(p.classes_), classes):
@@ -631,9 +643,9 @@ class ProbeEnsemble:
     def _require_proba(self, what: str) -> None:
         for i, p in enumerate(self.probes_):
             if not hasattr(p.classifier_, "predict_proba"):
-                raise InvalidInputError(
+                raise UnsupportedMethodError(
                     f"{what} needs every member's class probabilities, but probes[{i}]'s classifier "
-                    f"{type(p.classifier_).__name__} has no predict_proba; use predict with voting='hard'"
+                    f"{type(p.classifier_).__name__} does not support predict_proba; use predict with voting='hard'"
                 )
 
     def _outputs(self, prompts: Any, remote: bool | None, kinds: tuple[str, ...]) -> dict[str, list[np.ndarray]]:
@@ -646,7 +658,7 @@ class ProbeEnsemble:
         if not prompts:
             raise InvalidInputError("prompts is empty; give at least one prompt")
         members = self._plans(remote, training=False)
-        _warm(members, prompts, lambda m: m.spec.needs_tokens)
+        _warm(members, prompts, lambda m: m.spec.needs_tokens, lambda m: _reads(m.spec))
         cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray | None]] = {}
         out: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
         for m in members:

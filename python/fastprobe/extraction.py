@@ -20,14 +20,17 @@ import numpy as np
 
 from fastprobe.architectures import Anatomy, anatomy, decoder_blocks
 from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptionError
-from fastprobe.model import ModelSource, from_pretrained, resolve_model, weights_digest
+from fastprobe.model import ModelSource, from_pretrained, register_model_cache, resolve_model, weights_digest
 from fastprobe.pooling import pool
 from fastprobe.sites import Site, SiteSpec, resolve_sites
-from fastprobe.store import ActivationStore
+from fastprobe.store import ActivationStore, _pooled_read
+from fastprobe.store import logger as cache_log
 
 __all__ = [
     "BACKENDS",
+    "MODEL_DTYPES",
     "LoadedModel",
+    "check_dtype",
     "decoder_blocks",
     "extract_pooled",
     "extract_to_store",
@@ -102,9 +105,36 @@ class LoadedModel:
 
 
 _MODELS: dict[tuple[str, str | None, str, str, str], LoadedModel] = {}
+register_model_cache(_MODELS)
 BACKENDS: tuple[str, ...] = ("local", "nnsight")
 _MODELS_LOCK = threading.Lock()
-_DTYPES = ("float32", "float16", "bfloat16")
+#: Compute dtypes a model can be loaded in (a ``torch.dtype`` of these is accepted too).
+MODEL_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+
+
+def check_dtype(dtype: Any) -> str:
+    """Return a model dtype's name (None is float32; a ``torch.dtype`` gives its name).
+
+    Parameters
+    ----------
+    dtype : str, torch.dtype or None
+
+    Returns
+    -------
+    str
+        One of :data:`MODEL_DTYPES`.
+
+    Raises
+    ------
+    UnknownOptionError
+        For anything else; the message lists the accepted names.
+    """
+    name = "float32" if dtype is None else str(dtype).removeprefix("torch.")
+    if name not in MODEL_DTYPES:
+        raise UnknownOptionError(
+            f"Unknown dtype {dtype!r}; expected one of: {', '.join(MODEL_DTYPES)} (or None for float32)"
+        )
+    return name
 
 
 def load_model(
@@ -128,7 +158,7 @@ def load_model(
         :func:`fastprobe.model.resolve_model`.
     device : str, default="auto"
         See :func:`resolve_device`.
-    dtype : {"float32", "float16", "bfloat16"}, optional
+    dtype : {"float32", "float16", "bfloat16"} or torch.dtype, optional
         The model's compute dtype; None means float32.
     backend : {"local", "nnsight"}, default="local"
         ``"local"`` runs transformers with forward hooks. ``"nnsight"`` runs the same model through nnsight traces
@@ -160,9 +190,7 @@ def load_model(
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    key_dtype = dtype or "float32"
-    if key_dtype not in _DTYPES:
-        raise FastprobeError(f"unknown dtype {dtype!r}; expected one of: {', '.join(_DTYPES)} (or None for float32)")
+    key_dtype = check_dtype(dtype)
     if backend not in BACKENDS:
         raise UnknownOptionError(f"unknown backend {backend!r}; expected one of: {', '.join(BACKENDS)}")
     if remote and backend != "nnsight":
@@ -418,6 +446,7 @@ def extract_to_store(
     record_prompts: int = 64,
     overwrite: bool = False,
     keep_tokens: bool = True,
+    poolings: str | Sequence[str] | None = None,
 ) -> int:
     """Run the model over the prompts not yet in ``store`` and write every token of ``sites`` into it.
 
@@ -448,7 +477,14 @@ def extract_to_store(
     keep_tokens : bool, default=True
         Store every token beside the pooled vectors. False stores the pooled vectors only (last token, mean, first
         token; see :meth:`ActivationStore.write`), and a prompt stored in either form counts as present. With True,
-        a prompt stored pooled-only counts as missing and is run again, its new record superseding the old.
+        a prompt stored pooled-only counts as missing and is run again, its new record superseding the old. A
+        pooling in ``poolings`` that reads tokens makes it True.
+    poolings : str or sequence of str, optional
+        The poolings the caller will read from the store (names :meth:`ActivationStore.contains` takes). A prompt
+        counts as present only in a record that serves them: a last-token-only record (a pulled pooled dataset)
+        serves ``"last_token"`` alone, so with ``"mean"`` or ``"first_token"`` among them such prompts run again,
+        their new records superseding the old. None: the caller may read any of the three pooled vectors (last
+        token, mean, first token), so last-token-only records count as missing.
 
     Returns
     -------
@@ -459,9 +495,23 @@ def extract_to_store(
     body = anatomy(loaded.model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
-    have = np.stack([store.contains(unique, [s.store_id], tokens=keep_tokens) for s in resolved], axis=1)
+    keep_tokens = keep_tokens or _pooled_read(poolings) == "tokens"
+    have = np.stack(
+        [store.contains(unique, [s.store_id], tokens=keep_tokens, pooling=poolings) for s in resolved], axis=1
+    )
     if overwrite:
         have[:] = False
+    n_have = int(np.count_nonzero(have.all(axis=1)))
+    cache_log.info(
+        "%s: %d/%d prompts cached at %s (%s), %d to extract",
+        loaded.name,
+        n_have,
+        len(unique),
+        [s.name for s in resolved],
+        "every token" if keep_tokens else "pooled vectors",
+        len(unique) - n_have,
+    )
+    cache_log.debug("store: %s", store.path)
     groups: dict[tuple[bool, ...], list[str]] = {}
     for i in np.flatnonzero(~have.all(axis=1)):
         groups.setdefault(tuple(have[i].tolist()), []).append(unique[i])

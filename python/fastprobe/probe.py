@@ -30,9 +30,13 @@ from fastprobe.exceptions import (
     NotFittedError,
     ShapeMismatchError,
     UnknownOptionError,
+    UnsupportedMethodError,
 )
+from fastprobe.extraction import check_dtype
 from fastprobe.layers import LayerSpec, is_auto, is_sweep, resolve_auto_candidates, resolve_layers
-from fastprobe.pooling import PoolingSpec, reduce_scores, resolve_pooling
+from fastprobe.model import register_model_cache
+from fastprobe.pooling import PoolingSpec, reduce_scores, resolve_pooling_spec
+from fastprobe.profiling import profiled, section
 
 __all__ = ["LayerSweepResult", "LinearProbe", "Probe"]
 
@@ -71,7 +75,7 @@ class _Context:
     store: Any
 
 
-_FINGERPRINTS: dict[int, tuple[Any, dict[str, Any]]] = {}
+_FINGERPRINTS: dict[int, tuple[Any, dict[str, Any]]] = register_model_cache({})
 
 
 def _context(
@@ -102,11 +106,15 @@ def _extract(
     retries: int,
     tokens: bool,
     overwrite: bool = False,
+    *,
+    poolings: Sequence[str] | None = None,
 ) -> None:
     """Put the prompts' activations at ``layers`` into the store (a no-op for what is there), retrying remote runs.
 
     ``tokens``: whether the caller's poolings read every token; otherwise the cache stores pooled vectors only,
-    unless :func:`~fastprobe.store.set_cache_tokens` asks for every token always.
+    unless :func:`~fastprobe.store.set_cache_tokens` asks for every token always. ``poolings``: the poolings the
+    caller will read (:func:`_reads`); a stored record that does not serve them (a pulled dataset's last-token-only
+    record, for a mean) counts as missing. None: any of the three pooled vectors.
     """
     from fastprobe.extraction import extract_to_store
     from fastprobe.store import cache_keeps_tokens
@@ -123,6 +131,7 @@ def _extract(
                 batch_size=batch_size,
                 overwrite=overwrite,
                 keep_tokens=keep,
+                poolings=poolings,
             )
             return
         except FastprobeError:
@@ -157,6 +166,21 @@ def _needs_tokens(train: str, inference: PoolingSpec) -> bool:
     return train not in ("last_token", "mean", "first_token") or inference.needs_tokens
 
 
+def _reads(*poolings: str | PoolingSpec) -> list[str]:
+    """Return what a store read with each pooling (a training pooling's name or a parsed spec) takes from a record.
+
+    That is the stored pooled vector's name, or ``"all"`` for a pooling that reads tokens: the ``poolings`` argument
+    of :func:`_extract`.
+    """
+    out = []
+    for p in poolings:
+        if isinstance(p, str):
+            out.append(p if p in ("last_token", "mean", "first_token") else "all")
+        else:
+            out.append("all" if p.needs_tokens else p.base)
+    return out
+
+
 def _check_prompts(prompts: Any, what: str) -> list[str]:
     if isinstance(prompts, str) or prompts is None:
         raise InvalidInputError(f"{what} must be a list of strings, not {type(prompts).__name__}")
@@ -173,8 +197,8 @@ def _training_data(
     """``fit(positive, negative)`` or ``fit(prompts, labels)`` -> (prompts, labels, weights), checked."""
     if second is None:
         raise InvalidInputError(
-            "fit needs a second argument: negative prompts (fit(positive, negative)) or one label per prompt "
-            "(fit(prompts, labels)); got None"
+            "fit() requires two arguments: negative prompts (fit(positive, negative)) or one label per prompt "
+            "(fit(prompts, labels)); the second one is missing (None)"
         )
     prompts = _check_prompts(first, "the prompts")
     if _looks_like_labels(second):
@@ -201,8 +225,41 @@ def _training_data(
     if sample_weight is not None:
         w = np.asarray(sample_weight, dtype=np.float64)
         if w.shape != (len(prompts),):
-            raise ShapeMismatchError(f"sample_weight: expected shape ({len(prompts)},), got {w.shape}")
+            raise ShapeMismatchError(
+                f"sample_weight length must match the training prompts: expected shape ({len(prompts)},), got {w.shape}"
+            )
     return prompts, y, w
+
+
+def _fit_scaler(X: np.ndarray, n_layers: int, mode: str) -> Any:
+    """Fit a probe's feature scaler, as lmprobe builds it.
+
+    One layer: scikit-learn's ``StandardScaler`` (a single layer is always standardized). Several: a
+    :class:`~fastprobe.scaling.PerLayerScaler` (Rust kernels) per neuron or per layer block.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    from fastprobe.scaling import PerLayerScaler
+
+    if n_layers == 1:
+        return StandardScaler().fit(X)
+    return PerLayerScaler(n_layers, X.shape[1] // n_layers, strategy=mode).fit(X)
+
+
+def _standard_scaler_from(fitted: LayerScaler, n_samples: int) -> Any:
+    """Express a fitted one-block :class:`LayerScaler` (the Rust sweep's) as the ``StandardScaler`` it equals.
+
+    ``var_`` is ``scale_ ** 2``: a feature of zero variance, whose scale the fit set to 1, reports a variance of 1.
+    """
+    from sklearn.preprocessing import StandardScaler
+
+    out = StandardScaler()
+    out.mean_ = np.asarray(fitted.mean_, dtype=np.float64)
+    out.scale_ = np.asarray(fitted.scale_, dtype=np.float64)
+    out.var_ = out.scale_**2
+    out.n_features_in_ = int(fitted.n_features_in_)
+    out.n_samples_seen_ = int(n_samples)
+    return out
 
 
 def _looks_like_labels(second: Any) -> bool:
@@ -237,14 +294,22 @@ def _preprocessing_steps(preprocessing: Any, pca_components: int | None) -> list
     else:
         raise InvalidInputError(f"preprocessing must be a string or a list of strings; got {preprocessing!r}")
     steps: list[tuple[str, Any]] = []
+
+    def add(kind: str, step: Any) -> None:  # lmprobe's step names, "scaler" and "pca"; "_2"... on a repeat
+        count = sum(1 for name, _ in steps if name.split("_")[0] == kind)
+        steps.append((kind if count == 0 else f"{kind}_{count + 1}", step))
+
     for raw in names:
         name = raw.strip()
         if name in ("standard", "standard_scaler"):
-            steps.append((f"standard{len(steps)}", StandardScaler()))
+            add("scaler", StandardScaler())
         elif name == "pca":
             if pca_components is None:
-                raise InvalidInputError("preprocessing 'pca' needs pca_components=N (or write 'pca:N')")
-            steps.append((f"pca{len(steps)}", PCA(n_components=pca_components)))
+                raise InvalidInputError(
+                    "PCA requested but no component count: preprocessing 'pca' needs pca_components=N (or write "
+                    "'pca:N')"
+                )
+            add("pca", PCA(n_components=pca_components))
         elif name.startswith("pca:"):
             try:
                 n = int(name[4:])
@@ -252,10 +317,10 @@ def _preprocessing_steps(preprocessing: Any, pca_components: int | None) -> list
                 raise InvalidInputError(
                     f"malformed preprocessing step {name!r}; expected 'pca:N' with N an int"
                 ) from None
-            steps.append((f"pca{len(steps)}", PCA(n_components=n)))
+            add("pca", PCA(n_components=n))
         else:
             raise UnknownOptionError(
-                f"unknown preprocessing step {name!r}; expected one of: {', '.join(PREPROCESSING_STEPS)} "
+                f"Unknown preprocessing step {name!r}; expected one of: {', '.join(PREPROCESSING_STEPS)} "
                 "(joined with '+' or given as a list)"
             )
     return steps
@@ -339,7 +404,9 @@ class Probe(BaseEstimator):
         The class labels, sorted (None for regression).
     layers_ : list of int
         The layers in use, ascending.
-    scaler_ : LayerScaler or None
+    scaler_ : sklearn.preprocessing.StandardScaler, PerLayerScaler or None
+        The fitted feature scaler: scikit-learn's ``StandardScaler`` for one layer, a
+        :class:`~fastprobe.scaling.PerLayerScaler` for several (None with ``normalize_layers=False`` on several).
     preprocessing_pipeline_ : sklearn.pipeline.Pipeline or None
     mass_mean_direction_ : numpy.ndarray or None
     n_features_in_ : int
@@ -431,19 +498,24 @@ class Probe(BaseEstimator):
         self.mass_mean_augment = mass_mean_augment
         self.compute_backend = compute_backend
         self.revision = revision
-        self._check_params()
+        self._check_params(construction=True)
 
     # ------------------------------------------------------------------ configuration
 
-    def _check_params(self) -> tuple[str, PoolingSpec, Any]:
-        """Validate the configuration; return (train pooling, inference pooling, unfitted classifier)."""
+    def _check_params(self, *, construction: bool = False) -> tuple[str, PoolingSpec, Any]:
+        """Validate the configuration; return (train pooling, inference pooling, unfitted classifier).
+
+        The constructor checks what lmprobe's constructor checks (so its scripts fail where they failed); with
+        ``construction=True`` the rest (``normalize_layers``, which lmprobe checks when fitting) waits for ``fit``.
+        """
         if self.task not in TASKS:
-            raise UnknownOptionError(f"unknown task {self.task!r}; expected one of: {', '.join(TASKS)}")
-        if self.normalize_layers not in NORMALIZE_LAYERS or (
-            isinstance(self.normalize_layers, int) and not isinstance(self.normalize_layers, bool)
+            raise UnknownOptionError(f"Unknown task {self.task!r}; expected one of: {', '.join(TASKS)}")
+        if not construction and (
+            self.normalize_layers not in NORMALIZE_LAYERS
+            or (isinstance(self.normalize_layers, int) and not isinstance(self.normalize_layers, bool))
         ):
             raise UnknownOptionError(
-                f"unknown normalize_layers {self.normalize_layers!r}; expected one of: True, 'per_neuron', "
+                f"Invalid normalize_layers {self.normalize_layers!r}; expected one of: True, 'per_neuron', "
                 "'per_layer', False"
             )
         if self.backend not in PROBE_BACKENDS:
@@ -457,10 +529,14 @@ class Probe(BaseEstimator):
                 f"unknown backend {self.backend!r}; expected one of: {', '.join(PROBE_BACKENDS)}{extra}"
             )
         if self.remote and self.backend != "nnsight":
-            raise InvalidInputError("remote=True runs on NDIF through nnsight; pass backend='nnsight'")
+            raise InvalidInputError(
+                f"backend={self.backend!r} does not support remote=True: remote runs go to NDIF through nnsight; "
+                "pass backend='nnsight'"
+            )
+        check_dtype(self.dtype)
         if self.compute_backend not in COMPUTE_BACKENDS:
             raise UnknownOptionError(
-                f"unknown compute_backend {self.compute_backend!r}; expected one of: {', '.join(COMPUTE_BACKENDS)} "
+                f"Unknown compute_backend {self.compute_backend!r}; expected one of: {', '.join(COMPUTE_BACKENDS)} "
                 "(fastprobe's Rust solvers replace cuML)"
             )
         if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 1:
@@ -480,7 +556,7 @@ class Probe(BaseEstimator):
             raise InvalidInputError(f"fast_auto_top_k must be None or an integer >= 1; got {top_k!r}")
         if self.mass_mean_augment and self.task == "regression":
             raise InvalidInputError("mass_mean_augment needs two classes; it does not apply to task='regression'")
-        train, inference = resolve_pooling(self.pooling, self.train_pooling, self.inference_pooling)
+        train, inference = resolve_pooling_spec(self.pooling, self.train_pooling, self.inference_pooling)
         _preprocessing_steps(self.preprocessing, self.pca_components)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
@@ -493,11 +569,7 @@ class Probe(BaseEstimator):
         return train, inference, template
 
     def _ctx(self, remote: bool | None = None) -> _Context:
-        if self.model is None:
-            raise InvalidInputError(
-                "No model specified: pass model=... to Probe to use prompts (or use the *_from_activations methods "
-                "with precomputed features)"
-            )
+        self._require_model()
         return _context(
             self.model,
             self.device,
@@ -506,6 +578,13 @@ class Probe(BaseEstimator):
             bool(self.remote if remote is None else remote),
             getattr(self, "revision", None),  # None for probes unpickled from before it existed
         )
+
+    def _require_model(self) -> None:
+        if self.model is None:
+            raise InvalidInputError(
+                "No model specified: pass model=... to Probe to use prompts (or use the *_from_activations methods "
+                "with precomputed features)"
+            )
 
     def _retries(self, max_retries: int | None = None) -> int:
         value = max_retries if max_retries is not None else self.max_retries
@@ -531,15 +610,18 @@ class Probe(BaseEstimator):
         steps = _preprocessing_steps(self.preprocessing, self.pca_components)
         mode = "per_layer" if self.normalize_layers == "per_layer" else "per_neuron"
         scale = n_layers == 1 or self.normalize_layers is not False
-        if n_layers > 1 and scale and any(name.startswith("standard") for name, _ in steps):
+        if self.normalize_layers is not False and any(name.startswith("scaler") for name, _ in steps):
             warnings.warn(
-                "preprocessing standardizes the features, so the per-layer scaling (normalize_layers) is skipped",
+                "normalize_layers auto-disabled: preprocessing includes StandardScaler, which standardizes every "
+                "feature, so the per-layer scaling (normalize_layers) is skipped (a single layer is standardized "
+                "either way); set normalize_layers=False to silence this warning",
                 UserWarning,
                 stacklevel=3,
             )
-            scale = False
-        self.scaler_ = LayerScaler(n_layers if n_layers > 1 else 1, mode=mode).fit(X) if scale else None
-        Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
+            scale = n_layers == 1
+        with section("scale"):
+            self.scaler_ = _fit_scaler(X, n_layers, mode) if scale else None
+            Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
         self.mass_mean_direction_ = None
         if self.mass_mean_augment:
             classes = np.unique(y)
@@ -551,13 +633,15 @@ class Probe(BaseEstimator):
             norm = float(np.linalg.norm(diff))
             self.mass_mean_direction_ = diff / norm if norm > 0 else diff
         self.preprocessing_pipeline_ = Pipeline(steps) if steps else None
-        Xp = self.preprocessing_pipeline_.fit_transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
+        with section("preprocess"):
+            Xp = self.preprocessing_pipeline_.fit_transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
         if self.mass_mean_direction_ is not None:
             Xp = np.column_stack([Xp, Xs @ self.mass_mean_direction_])
         if self.task == "regression":
             y = y.astype(np.float64)
         try:
-            clf = template.fit(Xp, y) if w is None else template.fit(Xp, y, sample_weight=w)
+            with section("fit"):
+                clf = template.fit(Xp, y) if w is None else template.fit(Xp, y, sample_weight=w)
         except TypeError as err:
             if w is not None and "sample_weight" in str(err):
                 raise InvalidInputError(f"{type(template).__name__} does not accept sample_weight") from err
@@ -570,14 +654,16 @@ class Probe(BaseEstimator):
     def _transform(self, X: np.ndarray) -> np.ndarray:
         if getattr(self, "n_features_in_", None) is not None and X.shape[1] != self.n_features_in_:
             raise ShapeMismatchError(f"X has {X.shape[1]} features, but the probe was fitted on {self.n_features_in_}")
-        Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
-        Xp = self.preprocessing_pipeline_.transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
-        if self.mass_mean_direction_ is not None:
-            Xp = np.column_stack([Xp, Xs @ self.mass_mean_direction_])
-        return np.asarray(Xp)
+        with section("transform"):
+            Xs = self.scaler_.transform(X) if self.scaler_ is not None else np.asarray(X, dtype=np.float32)
+            Xp = self.preprocessing_pipeline_.transform(Xs) if self.preprocessing_pipeline_ is not None else Xs
+            if self.mass_mean_direction_ is not None:
+                Xp = np.column_stack([Xp, Xs @ self.mass_mean_direction_])
+            return np.asarray(Xp)
 
     # ------------------------------------------------------------------ fitting
 
+    @profiled("fit")
     def fit(
         self,
         positive_prompts: Sequence[str],
@@ -623,8 +709,10 @@ class Probe(BaseEstimator):
         from fastprobe.store import evict
 
         train, spec, template = self._check_params()
+        self._require_model()
         prompts, y, w = self._training_data(positive_prompts, negative_prompts, sample_weight)
-        ctx = self._ctx(remote)
+        with section("extract_and_pool"):
+            ctx = self._ctx(remote)
         bs = batch_size or self.batch_size
         if is_sweep(self.layers):
             layers = resolve_layers(self.layers, ctx.loaded.n_layers)
@@ -634,8 +722,18 @@ class Probe(BaseEstimator):
             return self
         self.sweep_result_ = None
         layers = self._layers_to_extract(ctx.loaded.n_layers)
-        _extract(ctx, prompts, layers, bs, self._retries(max_retries), _needs_tokens(train, spec), invalidate_cache)
-        X, y_rows, w_rows = _train_rows(ctx, prompts, layers, train, y, w)
+        with section("extract_and_pool"):
+            _extract(
+                ctx,
+                prompts,
+                layers,
+                bs,
+                self._retries(max_retries),
+                _needs_tokens(train, spec),
+                invalidate_cache,
+                poolings=_reads(train, spec),
+            )
+            X, y_rows, w_rows = _train_rows(ctx, prompts, layers, train, y, w)
         if is_auto(self.layers):
             X, layers = self._select_layers(X, y_rows, w_rows, layers, template)
         else:
@@ -739,11 +837,11 @@ class Probe(BaseEstimator):
         self._check_fitted()
         if metric not in IMPORTANCE_METRICS:
             raise UnknownOptionError(
-                f"unknown importance metric {metric!r}; expected one of: {', '.join(IMPORTANCE_METRICS)}"
+                f"Unknown metric {metric!r} for layer importance; expected one of: {', '.join(IMPORTANCE_METRICS)}"
             )
         coef = getattr(self.classifier_, "coef_", None)
         if coef is None:
-            raise InvalidInputError(
+            raise UnsupportedMethodError(
                 f"layer importance needs a linear classifier with coef_; {type(self.classifier_).__name__} has none"
             )
         if any(name.startswith("pca") for name, _ in _preprocessing_steps(self.preprocessing, self.pca_components)):
@@ -888,6 +986,7 @@ class Probe(BaseEstimator):
         ax.set_title(title)
         return fig, ax
 
+    @profiled("fit_from_activations")
     def fit_from_activations(self, X: Any, y: Any, sample_weight: Any = None, n_layers: int = 1) -> Probe:
         """Train on precomputed pooled activations (the same scaling, preprocessing and classifier as :meth:`fit`).
 
@@ -915,6 +1014,10 @@ class Probe(BaseEstimator):
         if self.task == "classification" and len(np.unique(y)) < 2:
             raise InvalidInputError(f"training data has a single class ({np.unique(y).tolist()})")
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+        if w is not None and w.shape != (len(Xa),):
+            raise ShapeMismatchError(
+                f"sample_weight length must match the rows of X: expected shape ({len(Xa)},), got {w.shape}"
+            )
         if not isinstance(n_layers, int) or n_layers < 1:
             raise InvalidInputError(f"n_layers must be an integer >= 1; got {n_layers!r}")
         self._fit_matrix(Xa, y, w, n_layers, template)
@@ -944,7 +1047,15 @@ class Probe(BaseEstimator):
         layers = self._layers_to_extract(ctx.loaded.n_layers)
         prompts = _check_prompts(prompts, "prompts")
         bs = batch_size or self.batch_size
-        _extract(ctx, prompts, layers, bs, self._retries(max_retries), _needs_tokens(train, spec))
+        _extract(
+            ctx,
+            prompts,
+            layers,
+            bs,
+            self._retries(max_retries),
+            _needs_tokens(train, spec),
+            poolings=_reads(train, spec),
+        )
 
     def _adopt(self, other: Probe) -> None:
         for name in _FITTED:
@@ -954,7 +1065,7 @@ class Probe(BaseEstimator):
 
     def _check_fitted(self) -> None:
         if getattr(self, "classifier_", None) is None:
-            raise NotFittedError(f"this {type(self).__name__} is not fitted yet; call fit before using it")
+            raise NotFittedError(f"this {type(self).__name__} has not been fitted yet; call fit before using it")
 
     def _check_model(self, ctx: _Context) -> None:
         saved = getattr(self, "model_fingerprint_", None)
@@ -979,23 +1090,27 @@ class Probe(BaseEstimator):
         self._check_model(ctx)
         if not self.layers_:
             self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
-        _extract(ctx, prompts, self.layers_, batch_size or self.batch_size, self._retries(), spec.needs_tokens)
-        if spec.stage == "activation":
-            return spec, ctx.store.read_pooled(prompts, self.layers_, spec.base), None
-        values, offsets = ctx.store.read_tokens(prompts, self.layers_)
+        with section("extract_and_pool"):
+            bs = batch_size or self.batch_size
+            _extract(ctx, prompts, self.layers_, bs, self._retries(), spec.needs_tokens, poolings=_reads(spec))
+            if spec.stage == "activation":
+                return spec, ctx.store.read_pooled(prompts, self.layers_, spec.base), None
+            values, offsets = ctx.store.read_tokens(prompts, self.layers_)
         return spec, values, offsets
 
     def _require_proba(self) -> None:
         if self.task == "regression":
             raise InvalidInputError("predict_proba is for classification; this probe has task='regression'")
         if not hasattr(self.classifier_, "predict_proba"):
-            raise InvalidInputError(
-                f"the classifier {type(self.classifier_).__name__} has no predict_proba; use predict, or a classifier "
-                "with probabilities (e.g. 'logistic_regression')"
+            raise UnsupportedMethodError(
+                f"the classifier {type(self.classifier_).__name__} does not support predict_proba; use predict, or a "
+                "classifier with probabilities (e.g. 'logistic_regression')"
             )
 
     def _proba(self, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None) -> np.ndarray:
-        proba = np.asarray(self.classifier_.predict_proba(self._transform(X)), dtype=np.float64)
+        Xt = self._transform(X)
+        with section("predict"):
+            proba = np.asarray(self.classifier_.predict_proba(Xt), dtype=np.float64)
         if offsets is None:
             return proba
         if spec.stage == "tokens":
@@ -1010,14 +1125,18 @@ class Probe(BaseEstimator):
         """One prediction per prompt (for ``"all"``: the class with the highest mean token probability)."""
         clf = self.classifier_
         if self.task == "regression":
-            values = np.asarray(clf.predict(self._transform(X)), dtype=np.float64)
+            Xt = self._transform(X)
+            with section("predict"):
+                values = np.asarray(clf.predict(Xt), dtype=np.float64)
             if offsets is None:
                 return values
             return reduce_scores(values, offsets, "mean" if spec.stage == "tokens" else spec.base)
         if offsets is None:
-            if hasattr(clf, "predict_proba"):
-                return np.asarray(self.classes_[np.argmax(clf.predict_proba(self._transform(X)), axis=1)])
-            return np.asarray(clf.predict(self._transform(X)))
+            Xt = self._transform(X)
+            with section("predict"):
+                if hasattr(clf, "predict_proba"):
+                    return np.asarray(self.classes_[np.argmax(clf.predict_proba(Xt), axis=1)])
+                return np.asarray(clf.predict(Xt))
         method = "mean" if spec.stage == "tokens" else spec.base
         if hasattr(clf, "predict_proba"):
             proba = self._proba(PoolingSpec(method, "score"), X, offsets)
@@ -1027,6 +1146,7 @@ class Probe(BaseEstimator):
         idx = (reduced > 0).astype(int) if reduced.ndim == 1 else np.argmax(reduced, axis=1)
         return np.asarray(self.classes_[idx])
 
+    @profiled("predict_proba")
     def predict_proba(
         self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None
     ) -> np.ndarray:
@@ -1057,6 +1177,7 @@ class Probe(BaseEstimator):
         self._require_proba()
         return self._proba(*self._inference_rows(prompts, remote, batch_size))
 
+    @profiled("predict")
     def predict(self, prompts: Sequence[str], remote: bool | None = None, batch_size: int | None = None) -> np.ndarray:
         """Predict the class (or value, for regression) of each prompt.
 
@@ -1106,6 +1227,7 @@ class Probe(BaseEstimator):
             return float(r2_score(y, pred))
         return float(np.mean(pred == y))
 
+    @profiled("evaluate")
     def evaluate(
         self,
         prompts: Sequence[str],
@@ -1241,10 +1363,12 @@ class Probe(BaseEstimator):
         self._check_fitted()
         return to_numpy(X, dtype=np.float32, name="X", ndim=2)
 
+    @profiled("predict_from_activations")
     def predict_from_activations(self, X: Any) -> np.ndarray:
         """Predictions from precomputed pooled activations, shape (n_samples,)."""
         return self._labels(PoolingSpec("last_token", "activation"), self._activations(X), None)
 
+    @profiled("predict_proba_from_activations")
     def predict_proba_from_activations(self, X: Any) -> np.ndarray:
         """Class probabilities from precomputed pooled activations, shape (n_samples, n_classes)."""
         X = self._activations(X)
@@ -1562,7 +1686,8 @@ class LayerSweepResult:
         _, spec, _ = first._check_params()
         ctx = first._ctx(remote)
         prompts = _check_prompts(prompts, "prompts")
-        _extract(ctx, prompts, self.layers, batch_size or first.batch_size, first._retries(), spec.needs_tokens)
+        bs = batch_size or first.batch_size
+        _extract(ctx, prompts, self.layers, bs, first._retries(), spec.needs_tokens, poolings=_reads(spec))
 
     def score(self, prompts: Sequence[str], labels: Any) -> dict[int, float]:
         """Accuracy (R^2 for regression) of every layer's probe."""
@@ -1706,7 +1831,9 @@ def _sweep(
     from fastprobe.sweep import StoreLayers, fit_layers
 
     train, spec, template = config._check_params()
-    _extract(ctx, prompts, layers, batch_size, retries, _needs_tokens(train, spec), overwrite)
+    _extract(
+        ctx, prompts, layers, batch_size, retries, _needs_tokens(train, spec), overwrite, poolings=_reads(train, spec)
+    )
     params = config.get_params(deep=False)
 
     def member(layer: int) -> Probe:
@@ -1723,7 +1850,7 @@ def _sweep(
         fitted = fit_layers(StoreLayers(ctx.store, prompts, layers, train), y_fit, template, sample_weight=w)
         for layer, pipe in zip(layers, fitted, strict=True):
             probe = member(layer)
-            probe.scaler_ = pipe.named_steps["scale"]
+            probe.scaler_ = _standard_scaler_from(pipe.named_steps["scale"], len(prompts))
             probe.classifier_ = pipe.named_steps["probe"]
             probe.classes_ = probe.classifier_.classes_ if config.task == "classification" else None
             probe.preprocessing_pipeline_ = None

@@ -138,20 +138,23 @@ def _vocabulary(arch: str) -> dict[str, int]:
     dict of str to int
         Special tokens first (ids ``0..n_special-1``), then punctuation, then the built-in words, without duplicates.
     """
-    specials = _BERT_SPECIALS if arch == "bert" else _CAUSAL_SPECIALS
-    # Fixed order of special tokens so that e.g. the pad id is 0 for both families.
-    if arch == "bert":
-        ordered = [specials[k] for k in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")]
-    else:
-        ordered = [specials[k] for k in ("pad_token", "unk_token", "bos_token", "eos_token")]
     vocab: dict[str, int] = {}
-    for token in [*ordered, *_PUNCTUATION.split(), *_WORDS.split()]:
+    for token in [*_special_order(arch), *_PUNCTUATION.split(), *_WORDS.split()]:
         if token not in vocab:
             vocab[token] = len(vocab)
     return vocab
 
 
-def build_tokenizer(padding_side: str = "right", *, arch: str = "llama") -> PreTrainedTokenizerFast:
+def _special_order(arch: str) -> list[str]:
+    """Return the special tokens in their fixed order (ids ``0..n-1``), so that e.g. the pad id is 0 everywhere."""
+    if arch == "bert":
+        return [_BERT_SPECIALS[k] for k in ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")]
+    return [_CAUSAL_SPECIALS[k] for k in ("pad_token", "unk_token", "bos_token", "eos_token")]
+
+
+def build_tokenizer(
+    padding_side: str = "right", *, arch: str = "llama", vocabulary: str = "words", max_positions: int = MAX_POSITIONS
+) -> PreTrainedTokenizerFast:
     """Build a small deterministic word-level fast tokenizer.
 
     The tokenizer is a :mod:`tokenizers` ``WordLevel`` model over a fixed built-in vocabulary of a few hundred common
@@ -168,36 +171,52 @@ def build_tokenizer(padding_side: str = "right", *, arch: str = "llama") -> PreT
     arch : str, default "llama"
         Architecture the tokenizer is meant for, one of :data:`ARCHITECTURES`. Only ``"bert"`` differs (BERT special
         tokens, CLS/SEP post-processor and ``token_type_ids`` outputs).
+    vocabulary : {"words", "bytes"}, default "words"
+        ``"words"``: the built-in word list, other words becoming the unknown token. ``"bytes"``: one token per UTF-8
+        byte (a byte-level BPE without merges, as GPT-2's alphabet), so that any two different texts get different
+        token ids, as a real subword tokenizer gives them.
+    max_positions : int, default :data:`MAX_POSITIONS`
+        The tokenizer's ``model_max_length``.
 
     Returns
     -------
     transformers.PreTrainedTokenizerFast
-        The wrapped tokenizer, with pad/unk (and bos/eos or cls/sep/mask) tokens set and
-        ``model_max_length`` equal to :data:`MAX_POSITIONS`.
+        The wrapped tokenizer, with pad/unk (and bos/eos or cls/sep/mask) tokens set.
 
     Raises
     ------
     ValueError
-        If ``padding_side`` is not ``"left"`` or ``"right"``, or ``arch`` is not in :data:`ARCHITECTURES`.
+        If ``padding_side`` is not ``"left"`` or ``"right"``, ``arch`` is not in :data:`ARCHITECTURES`, or
+        ``vocabulary`` is unknown.
     """
-    from tokenizers import Tokenizer, pre_tokenizers, processors
-    from tokenizers.models import WordLevel
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import BPE, WordLevel
     from transformers import PreTrainedTokenizerFast
 
     if padding_side not in ("left", "right"):
         raise ValueError(f"padding_side must be 'left' or 'right', got {padding_side!r}")
     _check_arch(arch)
+    if vocabulary not in ("words", "bytes"):
+        raise ValueError(f"vocabulary must be 'words' or 'bytes', got {vocabulary!r}")
 
-    vocab = _vocabulary(arch)
     specials = _BERT_SPECIALS if arch == "bert" else _CAUSAL_SPECIALS
-    backend = Tokenizer(WordLevel(vocab=vocab, unk_token=specials["unk_token"]))
-    backend.pre_tokenizer = pre_tokenizers.Sequence(
-        [
-            pre_tokenizers.WhitespaceSplit(),
-            pre_tokenizers.Punctuation(behavior="isolated"),
-            pre_tokenizers.Digits(individual_digits=True),
-        ]
-    )
+    if vocabulary == "words":
+        vocab = _vocabulary(arch)
+        backend = Tokenizer(WordLevel(vocab=vocab, unk_token=specials["unk_token"]))
+        backend.pre_tokenizer = pre_tokenizers.Sequence(
+            [
+                pre_tokenizers.WhitespaceSplit(),
+                pre_tokenizers.Punctuation(behavior="isolated"),
+                pre_tokenizers.Digits(individual_digits=True),
+            ]
+        )
+    else:
+        vocab = {tok: i for i, tok in enumerate(_special_order(arch))}
+        for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()):
+            vocab[symbol] = len(vocab)
+        backend = Tokenizer(BPE(vocab=vocab, merges=[], unk_token=specials["unk_token"]))
+        backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+        backend.decoder = decoders.ByteLevel()
     if arch == "bert":
         cls, sep = specials["cls_token"], specials["sep_token"]
         backend.post_processor = processors.TemplateProcessing(
@@ -219,7 +238,7 @@ def build_tokenizer(padding_side: str = "right", *, arch: str = "llama") -> PreT
         tokenizer_object=backend,
         padding_side=padding_side,
         truncation_side="right",
-        model_max_length=MAX_POSITIONS,
+        model_max_length=max_positions,
         model_input_names=model_input_names,
         clean_up_tokenization_spaces=False,
         **specials,
@@ -244,7 +263,13 @@ def _check_arch(arch: str) -> None:
 
 
 def _build_model(
-    arch: str, tokenizer: PreTrainedTokenizerFast, *, num_layers: int, hidden_size: int, num_heads: int
+    arch: str,
+    tokenizer: PreTrainedTokenizerFast,
+    *,
+    num_layers: int,
+    hidden_size: int,
+    num_heads: int,
+    max_positions: int = MAX_POSITIONS,
 ) -> PreTrainedModel:
     """Instantiate a randomly initialised model of ``arch`` sized to ``tokenizer``.
 
@@ -260,6 +285,8 @@ def _build_model(
         Width of the residual stream.
     num_heads : int
         Number of attention heads; must divide ``hidden_size``.
+    max_positions : int, default :data:`MAX_POSITIONS`
+        Maximum sequence length.
 
     Returns
     -------
@@ -278,7 +305,7 @@ def _build_model(
             num_hidden_layers=num_layers,
             num_attention_heads=num_heads,
             num_key_value_heads=num_heads,
-            max_position_embeddings=MAX_POSITIONS,
+            max_position_embeddings=max_positions,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -292,7 +319,7 @@ def _build_model(
             n_inner=intermediate,
             n_layer=num_layers,
             n_head=num_heads,
-            n_positions=MAX_POSITIONS,
+            n_positions=max_positions,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -305,7 +332,7 @@ def _build_model(
             intermediate_size=intermediate,
             num_hidden_layers=num_layers,
             num_attention_heads=num_heads,
-            max_position_embeddings=MAX_POSITIONS,
+            max_position_embeddings=max_positions,
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -316,7 +343,7 @@ def _build_model(
         "vocab_size": vocab_size,
         "hidden_size": hidden_size,
         "num_attention_heads": num_heads,
-        "max_position_embeddings": MAX_POSITIONS,
+        "max_position_embeddings": max_positions,
         "bos_token_id": tokenizer.bos_token_id,
         "eos_token_id": tokenizer.eos_token_id,
         "pad_token_id": tokenizer.pad_token_id,
@@ -342,7 +369,7 @@ def _build_model(
             num_hidden_layers=num_layers,
             num_key_value_heads=num_heads,
             head_dim=hidden_size // num_heads,
-            sliding_window=MAX_POSITIONS,
+            sliding_window=max_positions,
         )
         return transformers.Gemma2ForCausalLM(gemma_config).eval()
     if arch == "llava":
@@ -367,7 +394,7 @@ def _build_model(
         intermediate_size=intermediate,
         num_hidden_layers=num_layers,
         num_attention_heads=num_heads,
-        max_position_embeddings=MAX_POSITIONS,
+        max_position_embeddings=max_positions,
         type_vocab_size=2,
         pad_token_id=tokenizer.pad_token_id,
     )
@@ -383,6 +410,8 @@ def build_tiny_model(
     num_layers: int = 4,
     hidden_size: int = 32,
     num_heads: int = 4,
+    vocabulary: str = "words",
+    max_positions: int = MAX_POSITIONS,
 ) -> pathlib.Path:
     """Build a tiny random-weight model and its tokenizer, and save both to ``directory``.
 
@@ -407,6 +436,10 @@ def build_tiny_model(
         Width of the residual stream. Intermediate (MLP) size is ``4 * hidden_size``.
     num_heads : int, default 4
         Number of attention heads; must divide ``hidden_size``.
+    vocabulary : {"words", "bytes"}, default "words"
+        The tokenizer's vocabulary (see :func:`build_tokenizer`).
+    max_positions : int, default :data:`MAX_POSITIONS`
+        Maximum sequence length of the model and its tokenizer.
 
     Returns
     -------
@@ -430,10 +463,17 @@ def build_tiny_model(
 
     path = pathlib.Path(directory)
     path.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tokenizer(padding_side, arch=arch)
+    tokenizer = build_tokenizer(padding_side, arch=arch, vocabulary=vocabulary, max_positions=max_positions)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        model = _build_model(arch, tokenizer, num_layers=num_layers, hidden_size=hidden_size, num_heads=num_heads)
+        model = _build_model(
+            arch,
+            tokenizer,
+            num_layers=num_layers,
+            hidden_size=hidden_size,
+            num_heads=num_heads,
+            max_positions=max_positions,
+        )
     with _no_progress_bars():
         model.save_pretrained(path)
     tokenizer.save_pretrained(path)
@@ -601,6 +641,8 @@ def hub_model(
     num_layers: int = 4,
     hidden_size: int = 32,
     num_heads: int = 4,
+    vocabulary: str = "words",
+    max_positions: int = MAX_POSITIONS,
 ) -> pathlib.Path:
     """Build a tiny model and place it in a Hugging Face hub cache under a Hub id (see :func:`place_in_hub_cache`).
 
@@ -615,7 +657,7 @@ def hub_model(
     revision : str, default="main"
         The branch or tag that names the new commit; another seed under another revision gives a second commit with
         other weights.
-    seed, padding_side, num_layers, hidden_size, num_heads
+    seed, padding_side, num_layers, hidden_size, num_heads, vocabulary, max_positions
         As for :func:`build_tiny_model`.
 
     Returns
@@ -631,6 +673,8 @@ def hub_model(
         num_layers=num_layers,
         hidden_size=hidden_size,
         num_heads=num_heads,
+        vocabulary=vocabulary,
+        max_positions=max_positions,
     )
     return place_in_hub_cache(built, repo_id, cache_dir, revision=revision)
 

@@ -91,9 +91,27 @@ DOCUMENTED: dict[str, frozenset[str]] = {
 }
 
 #: Tests whose computed class is wrong, with the reason (test id -> (class, reason)).
-OVERRIDES: dict[str, tuple[str, str]] = {}
+OVERRIDES: dict[str, tuple[str, str]] = {
+    "test_init.py::TestVersion::test_version_is_string": (
+        "public",
+        "reads lmprobe.__version__, the package's standard version attribute (not in __all__, but public)",
+    ),
+    "test_init.py::TestLazyImports::test_unknown_attribute_raises": (
+        "public",
+        "asserts that an unknown top-level name raises AttributeError: behaviour of the public namespace",
+    ),
+}
 
-_PATCHERS = (("patch",), ("patch", "object"), ("monkeypatch", "setattr"), ("monkeypatch", "delattr"))
+
+def _is_patcher(chain: list[str]) -> bool:
+    """``patch(...)`` under any alias (``mock_patch``), ``patch.object``, ``monkeypatch.setattr`` / ``delattr``."""
+    if not chain:
+        return False
+    if chain[-1].endswith("patch"):
+        return True
+    if len(chain) > 1 and chain[-1] in ("object", "multiple") and chain[-2].endswith("patch"):
+        return True
+    return len(chain) > 1 and chain[-1] in ("setattr", "delattr") and chain[-2] == "monkeypatch"
 
 
 @dataclass
@@ -175,7 +193,7 @@ class _Reader(ast.NodeVisitor):
 
     def visit_Call(self, node: ast.Call) -> None:
         chain = _chain(node.func) or []
-        if any(tuple(chain[-len(p) :]) == p for p in _PATCHERS) and node.args:
+        if _is_patcher(chain) and node.args:
             target = node.args[0]
             if isinstance(target, ast.Constant) and isinstance(target.value, str):
                 if target.value.split(".")[0] == "lmprobe":

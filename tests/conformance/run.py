@@ -6,8 +6,9 @@
    public, documented API; ``internal`` ones do not and are not run against fastprobe's promise. The committed
    ``classification.csv`` must equal what the classifier derives from the sdist.
 3. Stand in for the Hub model lmprobe's tests name (``stas/tiny-random-llama-2``: a Llama with 2 layers, hidden size
-   16 and 4 heads) with a tiny model of the same shape in a temporary Hugging Face cache, and run everything
-   offline (``HF_HUB_OFFLINE=1``).
+   16 and 4 heads, random weights) with a tiny model of the same shape in a temporary Hugging Face cache, with a
+   byte-level tokenizer (so that different texts never share their tokens, as with the real model's subword
+   tokenizer), and run everything offline (``HF_HUB_OFFLINE=1``).
 4. Run the suite twice in the same environment: with lmprobe itself (the sdist's ``src``), and with fastprobe
    through the names-only shim in ``shim/`` (a package ``lmprobe`` whose every module is fastprobe's module of the
    same name). For the fastprobe run two mechanical changes are made to the copied tests, neither touching an
@@ -158,7 +159,17 @@ def stand_in(cache: pathlib.Path) -> None:
     """Put the stand-in for lmprobe's test model into a Hugging Face hub cache."""
     from fastprobe.testing import hub_model
 
-    hub_model(TEST_MODEL, cache, "llama", num_layers=2, hidden_size=16, num_heads=4, padding_side="left")
+    hub_model(
+        TEST_MODEL,
+        cache,
+        "llama",
+        num_layers=2,
+        hidden_size=16,
+        num_heads=4,
+        padding_side="left",
+        vocabulary="bytes",  # every text its own tokens, as the real model's subword tokenizer gives them
+        max_positions=512,
+    )
 
 
 def run_pytest(

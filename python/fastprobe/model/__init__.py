@@ -9,6 +9,14 @@ when online, as transformers does, and its fingerprint names the exact commit an
 
 from __future__ import annotations
 
+from fastprobe.model.registry import clear_model_cache, register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model, weights_digest
 
-__all__ = ["ModelSource", "from_pretrained", "resolve_model", "weights_digest"]
+__all__ = [
+    "ModelSource",
+    "clear_model_cache",
+    "from_pretrained",
+    "register_model_cache",
+    "resolve_model",
+    "weights_digest",
+]

@@ -150,14 +150,18 @@ def from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
     Raises
     ------
     ModelLoadError
-        If transformers cannot load the files (a missing or damaged file, an unknown architecture); the message
-        names the model and gives transformers' reason.
+        If transformers cannot load the files: a missing or damaged file (its ``OSError``), or a configuration this
+        class cannot build, such as an unknown architecture or a model without the head the class needs (its
+        ``ValueError`` or ``KeyError``). The message names the model and gives transformers' reason, which is
+        also the error's ``__cause__``.
     """
     try:
         if source.hub:
             return cls.from_pretrained(source.name, revision=source.commit, **kwargs)
         return cls.from_pretrained(source.path, **kwargs)
-    except OSError as err:
+    except (OSError, ValueError, KeyError) as err:
+        if isinstance(err, ModelLoadError):
+            raise
         raise ModelLoadError(f"model {source.name!r} could not be loaded by {cls.__name__}: {err}") from err
 
 
