@@ -178,3 +178,51 @@ def test_environment_variables_alone_select_the_offline_cache(hub: dict[str, pat
     env.update(HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(hub["cache"]), FASTPROBE_CACHE_DIR=str(hub["cache"] / "acts"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == hub["main"].name
+
+
+# huggingface_hub's LFS upload passes bytes through httpx's deprecated data= argument.
+@pytest.mark.filterwarnings("ignore:Use 'content=<...>' to upload raw bytes:DeprecationWarning")
+def test_online_a_hub_id_is_downloaded_and_a_new_commit_gets_its_own_activations(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Online, against a Hub stand-in on loopback: first use downloads into the cache; a push to main moves the id."""
+    from huggingface_hub import HfApi, constants
+
+    from fastprobe import clear_model_cache
+    from fastprobe.testing_hub import HubStandIn, use_hub
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("HF_TOKEN", "test")
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf-home" / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf-home" / "stored_tokens"))
+
+    first = build_tiny_model("llama", tmp_path / "first", seed=0)
+    second = build_tiny_model("llama", tmp_path / "second", seed=1)
+    hub = HubStandIn()
+    try:
+        with use_hub(hub.url, hub_cache=tmp_path / "hf-cache"):
+            api = HfApi(token="test")
+            api.create_repo("online/tiny")
+            api.upload_folder(repo_id="online/tiny", folder_path=first)
+            commit1 = hub.state.repo("model", "online/tiny").branches["main"]
+            a = Probe(model="online/tiny", layers=1, device="cpu", random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+            assert a.model_fingerprint_["revision"] == commit1
+            snapshot = tmp_path / "hf-cache" / "models--online--tiny" / "snapshots" / commit1
+            assert (snapshot / "model.safetensors").exists(), "downloaded into the Hugging Face cache"
+            assert a.model_fingerprint_["weights"] == weights_digest(first)
+            a_proba = a.predict_proba(TEST)
+
+            api.upload_folder(repo_id="online/tiny", folder_path=second)  # a new commit on main
+            commit2 = hub.state.repo("model", "online/tiny").branches["main"]
+            clear_model_cache()  # a new process would resolve main again
+            b = Probe(model="online/tiny", layers=1, device="cpu", random_state=0).fit(TRAIN_POS, TRAIN_NEG)
+            assert commit2 != commit1 and b.model_fingerprint_["revision"] == commit2
+            assert b.model_fingerprint_["weights"] == weights_digest(second)
+            stores = {m.model_hash for m in cache_info("online/tiny").models}
+            assert len(stores) == 2, "the two commits never share activations"
+            with pytest.raises(InvalidInputError, match="different model"):  # main moved: not the weights of `a`
+                a.predict_proba(TEST)
+            old = Probe(model="online/tiny", revision=commit1, layers=1, device="cpu", random_state=0)
+            np.testing.assert_allclose(old.fit(TRAIN_POS, TRAIN_NEG).predict_proba(TEST), a_proba, rtol=1e-6)
+    finally:
+        hub.stop()

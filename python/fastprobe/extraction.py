@@ -23,7 +23,7 @@ from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptio
 from fastprobe.model import ModelSource, from_pretrained, register_model_cache, resolve_model, weights_digest
 from fastprobe.pooling import pool
 from fastprobe.sites import Site, SiteSpec, resolve_sites
-from fastprobe.store import ActivationStore, _pooled_read
+from fastprobe.store import ActivationStore, required_content
 from fastprobe.store import logger as cache_log
 
 __all__ = [
@@ -495,7 +495,7 @@ def extract_to_store(
     body = anatomy(loaded.model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
-    keep_tokens = keep_tokens or _pooled_read(poolings) == "tokens"
+    keep_tokens = keep_tokens or required_content(poolings) == "tokens"
     have = np.stack(
         [store.contains(unique, [s.store_id], tokens=keep_tokens, pooling=poolings) for s in resolved], axis=1
     )

@@ -71,6 +71,7 @@ __all__ = [
     "load_layer_across_prompts",
     "load_layer_last_token",
     "model_store",
+    "required_content",
     "set_cache_backend",
     "set_cache_dtype",
     "set_cache_limit",
@@ -383,7 +384,7 @@ class ActivationStore:
         UnknownOptionError
             If a pooling name is unknown.
         """
-        read = _pooled_read(pooling)
+        read = required_content(pooling)
         need_tokens = bool(tokens) or read == "tokens"
         wanted = None if need_tokens or read is None else read
         return np.asarray(self._inner.contains(list(prompts), store_ids(sites), need_tokens, wanted), dtype=bool)
@@ -411,11 +412,19 @@ class ActivationStore:
         return int(self._inner.compact())
 
 
-def _pooled_read(pooling: str | Sequence[str] | None) -> str | None:
-    """Return what reads with ``pooling`` need of a record.
+def required_content(pooling: str | Sequence[str] | None) -> str | None:
+    """Return what a stored record must hold to serve reads with ``pooling``.
 
-    That is ``"tokens"``, ``"mean"`` (the three pooled vectors), ``"last_token"`` (any record) or None (the caller
-    did not say).
+    Parameters
+    ----------
+    pooling : str, sequence of str or None
+        Pooling names :func:`fastprobe.pooling.parse_pooling` accepts.
+
+    Returns
+    -------
+    str or None
+        ``"tokens"`` (every token), ``"mean"`` (the three pooled vectors), ``"last_token"`` (any record), or None
+        when no pooling was named.
     """
     from fastprobe.pooling import parse_pooling
 
