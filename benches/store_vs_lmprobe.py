@@ -57,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, default=None, help="use only the first N prompts (smoke runs)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--order", choices=["text", "length"], default="text", help="fastprobe's batch order")
     parser.add_argument("--record-prompts", type=int, default=64, help="prompts per stored record")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "store.json")
@@ -70,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     import zstandard
 
     from fastprobe import ActivationStore
-    from fastprobe.extraction import _forward_batches, load_model
+    from fastprobe.extraction import extract_to_store, load_model
     from fastprobe.models import smollm2
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -82,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         "prompts": len(prompts),
         "layers": 30,
         "device": "cpu",
-        "order": args.order,
         "record_prompts": args.record_prompts,
     }
     try:
@@ -98,33 +96,24 @@ def main(argv: list[str] | None = None) -> int:
         results["lmprobe_extract_s"] = time.perf_counter() - t0
         results["lmprobe_bytes"] = du(work / "lmprobe")
 
-        # ---- fastprobe: extract the same tokens, keeping the float32 batches in memory for the codec runs.
+        # ---- fastprobe: extract the same tokens into a store (default bfloat16), records of --record-prompts.
         loaded = load_model(model, device="cpu")
         layers = list(range(loaded.n_layers))
-        batches: list[tuple[list[str], np.ndarray, np.ndarray]] = []
-        store = ActivationStore(work / "fastprobe")  # bfloat16, the default
+        store = ActivationStore(work / "fastprobe")
         t0 = time.perf_counter()
-        batches_iter = _forward_batches(loaded, prompts, layers, args.batch_size, True, args.order)
-        group: list[tuple[list[str], np.ndarray, np.ndarray]] = []
-
-        def flush() -> None:  # one record per --record-prompts prompts, as extract_to_store writes them
-            if group:
-                names = [n for g in group for n in g[0]]
-                tokens = np.concatenate([g[1] for g in group], axis=1)
-                counts = np.concatenate([g[2] for g in group])
-                store.write(names, tokens, counts, sites=layers)
-                batches.append((names, tokens, counts))
-                group.clear()
-
-        for idx, captured, mask in batches_iter:
-            m = mask.numpy().astype(bool)
-            tokens = np.stack([captured[layer].float().numpy()[m] for layer in layers])
-            group.append(([prompts[i] for i in idx], tokens, m.sum(axis=1)))
-            if sum(len(g[0]) for g in group) >= args.record_prompts:
-                flush()
-        flush()
+        extract_to_store(loaded, prompts, layers, store, batch_size=args.batch_size, record_prompts=args.record_prompts)
         results["fastprobe_extract_and_write_s"] = time.perf_counter() - t0
         results["fastprobe_bytes"] = du(work / "fastprobe")
+        # The token batches again, as the records hold them (prompts by token count, then text), for the codec
+        # runs: (layers, tokens, hidden) float32 of the stored bfloat16 values, whose bfloat16 bytes are the stored
+        # ones (rounding a bfloat16 value to bfloat16 again changes nothing).
+        stored = sorted(store.prompts(), key=lambda p: (p[2], p[0]))
+        batches: list[tuple[list[str], np.ndarray, np.ndarray]] = []
+        for start in range(0, len(stored), args.record_prompts):
+            names = [p[0] for p in stored[start : start + args.record_prompts]]
+            values, offsets = store.read_tokens(names, layers)
+            tokens = np.ascontiguousarray(values.reshape(len(values), len(layers), -1).transpose(1, 0, 2))
+            batches.append((names, tokens, np.diff(offsets)))
         raw_f32 = sum(t.nbytes for _, t, _ in batches)
         results["raw_float32_bytes"] = raw_f32
 
