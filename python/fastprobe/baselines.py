@@ -271,7 +271,7 @@ def _activations(
     ctx: _Context, prompts: list[str], sites: list[int | str], pooling: str, batch_size: int
 ) -> np.ndarray:
     """Pooled activations at ``sites`` through the cache: one extraction of what is missing, one read."""
-    _extract(ctx, prompts, cast(Any, sites), batch_size, 3, pooling in ("max", "min"), poolings=[pooling])
+    _extract(ctx, prompts, cast(Any, sites), batch_size, 3, [pooling])
     return np.asarray(ctx.store.read_pooled(prompts, sites, pooling))
 
 

@@ -43,7 +43,6 @@ from fastprobe.probe import (
     _extract,
     _hash,
     _identity,
-    _needs_tokens,
     _proba_spec,
     _reads,
     classification_metrics,
@@ -244,21 +243,20 @@ def _plain_layers(spec: Any) -> bool:
     return True
 
 
-def _warm(members: list[_Member], prompts: list[str], tokens_of: Any, reads_of: Any = None) -> None:
+def _warm(members: list[_Member], prompts: list[str], reads_of: Any) -> None:
     """One extraction pass per loaded model, over the union of its members' layers.
 
-    ``tokens_of(member)``: whether it reads tokens; ``reads_of(member)``: the poolings it reads (None: any pooled
-    vector), so that records serving less (a pulled last-token-only record, for a mean) are extracted again.
+    ``reads_of(member)``: the poolings it reads (:func:`~fastprobe.probe._reads`): whether tokens are kept, and which
+    stored records serve it (a pulled last-token-only record does not serve a mean, and is extracted again).
     """
     by_model: dict[int, list[_Member]] = {}
     for m in members:
         by_model.setdefault(id(m.ctx.loaded), []).append(m)
     for group in by_model.values():
         layers = sorted({layer for m in group for layer in m.layers})
-        tokens = any(tokens_of(m) for m in group)
         retries = max(m.probe._retries() for m in group)
-        reads = None if reads_of is None else [p for m in group for p in reads_of(m)]
-        _extract(group[0].ctx, prompts, layers, group[0].probe.batch_size, retries, tokens, poolings=reads)
+        reads = [p for m in group for p in reads_of(m)]
+        _extract(group[0].ctx, prompts, layers, group[0].probe.batch_size, retries, reads)
 
 
 # ---------------------------------------------------------------------------------------------- the ensemble
@@ -514,7 +512,7 @@ class ProbeEnsemble:
             rng = np.random.default_rng(self.random_state)
             draws = [_resample(rng, y, g, w) for _ in self.probes_]
         members = self._plans(remote, training=True)
-        _warm(members, prompts, lambda m: _needs_tokens(m.train, m.spec), lambda m: _reads(m.train, m.spec))
+        _warm(members, prompts, lambda m: _reads(m.train, m.spec))
         self._fit_members(members, prompts, y, w, draws, remote)
         self.resample_indices_ = [d for d in draws if d is not None] if self._bootstrap else None
         evict()
@@ -658,7 +656,7 @@ class ProbeEnsemble:
         if not prompts:
             raise InvalidInputError("prompts is empty; give at least one prompt")
         members = self._plans(remote, training=False)
-        _warm(members, prompts, lambda m: m.spec.needs_tokens, lambda m: _reads(m.spec))
+        _warm(members, prompts, lambda m: _reads(m.spec))
         cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray | None]] = {}
         out: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}
         for m in members:

@@ -104,22 +104,20 @@ def _extract(
     layers: Sequence[int],
     batch_size: int,
     retries: int,
-    tokens: bool,
-    overwrite: bool = False,
-    *,
     poolings: Sequence[str] | None = None,
+    overwrite: bool = False,
 ) -> None:
     """Put the prompts' activations at ``layers`` into the store (a no-op for what is there), retrying remote runs.
 
-    ``tokens``: whether the caller's poolings read every token; otherwise the cache stores pooled vectors only,
-    unless :func:`~fastprobe.store.set_cache_tokens` asks for every token always. ``poolings``: the poolings the
-    caller will read (:func:`_reads`); a stored record that does not serve them (a pulled dataset's last-token-only
-    record, for a mean) counts as missing. None: any of the three pooled vectors.
+    ``poolings``: what the caller will read (:func:`_reads`; None: the three pooled vectors). A pooling that reads
+    tokens (``"all"``) keeps every token; otherwise the cache stores pooled vectors only, unless
+    :func:`~fastprobe.store.set_cache_tokens` asks for every token always. A stored record that does not serve the
+    reads (a pulled dataset's last-token-only record, for a mean) counts as missing.
     """
     from fastprobe.extraction import extract_to_store
-    from fastprobe.store import cache_keeps_tokens
+    from fastprobe.store import cache_keeps_tokens, required_content
 
-    keep = cache_keeps_tokens(tokens)
+    keep = cache_keeps_tokens(required_content(poolings) == "tokens")
     attempt = 0
     while True:
         try:
@@ -159,11 +157,6 @@ def _pyplot() -> Any:
     except ImportError:  # pragma: no cover - matplotlib is a dev dependency
         raise ImportError("plots need matplotlib: pip install 'fastprobe[plot]'") from None
     return plt
-
-
-def _needs_tokens(train: str, inference: PoolingSpec) -> bool:
-    """Whether training or inference with these poolings reads tokens, not just the stored pooled vectors."""
-    return train not in ("last_token", "mean", "first_token") or inference.needs_tokens
 
 
 def _reads(*poolings: str | PoolingSpec) -> list[str]:
@@ -723,16 +716,7 @@ class Probe(BaseEstimator):
         self.sweep_result_ = None
         layers = self._layers_to_extract(ctx.loaded.n_layers)
         with section("extract_and_pool"):
-            _extract(
-                ctx,
-                prompts,
-                layers,
-                bs,
-                self._retries(max_retries),
-                _needs_tokens(train, spec),
-                invalidate_cache,
-                poolings=_reads(train, spec),
-            )
+            _extract(ctx, prompts, layers, bs, self._retries(max_retries), _reads(train, spec), invalidate_cache)
             X, y_rows, w_rows = _train_rows(ctx, prompts, layers, train, y, w)
         if is_auto(self.layers):
             X, layers = self._select_layers(X, y_rows, w_rows, layers, template)
@@ -1047,15 +1031,7 @@ class Probe(BaseEstimator):
         layers = self._layers_to_extract(ctx.loaded.n_layers)
         prompts = _check_prompts(prompts, "prompts")
         bs = batch_size or self.batch_size
-        _extract(
-            ctx,
-            prompts,
-            layers,
-            bs,
-            self._retries(max_retries),
-            _needs_tokens(train, spec),
-            poolings=_reads(train, spec),
-        )
+        _extract(ctx, prompts, layers, bs, self._retries(max_retries), _reads(train, spec))
 
     def _adopt(self, other: Probe) -> None:
         for name in _FITTED:
@@ -1092,7 +1068,7 @@ class Probe(BaseEstimator):
             self.layers_ = resolve_layers(self.layers, ctx.loaded.n_layers)
         with section("extract_and_pool"):
             bs = batch_size or self.batch_size
-            _extract(ctx, prompts, self.layers_, bs, self._retries(), spec.needs_tokens, poolings=_reads(spec))
+            _extract(ctx, prompts, self.layers_, bs, self._retries(), _reads(spec))
             if spec.stage == "activation":
                 return spec, ctx.store.read_pooled(prompts, self.layers_, spec.base), None
             values, offsets = ctx.store.read_tokens(prompts, self.layers_)
@@ -1687,7 +1663,7 @@ class LayerSweepResult:
         ctx = first._ctx(remote)
         prompts = _check_prompts(prompts, "prompts")
         bs = batch_size or first.batch_size
-        _extract(ctx, prompts, self.layers, bs, first._retries(), spec.needs_tokens, poolings=_reads(spec))
+        _extract(ctx, prompts, self.layers, bs, first._retries(), _reads(spec))
 
     def score(self, prompts: Sequence[str], labels: Any) -> dict[int, float]:
         """Accuracy (R^2 for regression) of every layer's probe."""
@@ -1831,9 +1807,7 @@ def _sweep(
     from fastprobe.sweep import StoreLayers, fit_layers
 
     train, spec, template = config._check_params()
-    _extract(
-        ctx, prompts, layers, batch_size, retries, _needs_tokens(train, spec), overwrite, poolings=_reads(train, spec)
-    )
+    _extract(ctx, prompts, layers, batch_size, retries, _reads(train, spec), overwrite)
     params = config.get_params(deep=False)
 
     def member(layer: int) -> Probe:

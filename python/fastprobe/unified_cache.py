@@ -563,7 +563,7 @@ class UnifiedCache:
                     self.layer_indices,
                     self.batch_size,
                     retries,
-                    not self.cache_pooled,
+                    None if self.cache_pooled else ["all"],
                 )
         evict()
         n = len(prompts)
@@ -720,7 +720,7 @@ class UnifiedCache:
         lacking = _missing(prompts, ctx.store.contains(prompts, self.layer_indices, tokens=keep))
         if lacking:
             ctx = self._full_context(device=device)
-            _extract(ctx, lacking, self.layer_indices, self.batch_size, 0, keep)
+            _extract(ctx, lacking, self.layer_indices, self.batch_size, 0, ["all"] if keep else None)
         return ctx
 
     def _head(self, ctx: _Context) -> Callable[[Any], Any]:
