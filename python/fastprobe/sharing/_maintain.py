@@ -31,7 +31,7 @@ from fastprobe.sharing._format import (
     write_index,
 )
 from fastprobe.sharing._hub import Downloader, commit_files, dataset_url, remote_files
-from fastprobe.sharing._read import _Dataset
+from fastprobe.sharing._read import OpenDataset
 
 logger = logging.getLogger("fastprobe.sharing")
 _V1_HIDDEN_COLUMNS = {"shard_index_hidden": "shard_index", "row_offset_hidden": "row_offset",
@@ -82,7 +82,7 @@ def migrate_dataset(
     hub, _ = hub_modules()
     if isinstance(shard_max_bytes, bool) or not isinstance(shard_max_bytes, (int, np.integer)) or shard_max_bytes < 1:
         raise InvalidInputError(f"shard_max_bytes must be a positive integer; got {shard_max_bytes!r}")
-    ds = _Dataset(repo_id, token)
+    ds = OpenDataset(repo_id, token)
     hidden = ds.hidden
     if hidden.get("storage") != "full_sequence":
         raise InvalidInputError(
@@ -175,7 +175,7 @@ def migrate_dataset(
 
 
 def _migrated_index(
-    ds: _Dataset, lt_place: list[tuple[int, int]], ids: list[list[int]], offs: list[list[int]], info: dict[str, Any]
+    ds: OpenDataset, lt_place: list[tuple[int, int]], ids: list[list[int]], offs: list[list[int]], info: dict[str, Any]
 ) -> Any:
     """Return the old index with its addressing columns replaced (other columns keep their types and order)."""
     import pyarrow as pa

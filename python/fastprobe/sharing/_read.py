@@ -58,7 +58,7 @@ class DatasetMetadata:
     prompts: list[str] = field(default_factory=list)
 
 
-class _Dataset:
+class OpenDataset:
     """An opened dataset: its metadata and index, and readers for rows of its shards (downloaded on demand)."""
 
     def __init__(self, repo_id: str, token: str | None) -> None:
@@ -233,7 +233,7 @@ def fetch_dataset_metadata(repo_id: str, *, token: str | None = None) -> Dataset
     huggingface_hub.errors.RepositoryNotFoundError
         If the repository does not exist (or is private and the token cannot read it).
     """
-    ds = _Dataset(repo_id, token)
+    ds = OpenDataset(repo_id, token)
     return DatasetMetadata(
         model_name=ds.model,
         available_layers=ds.layers,
@@ -282,7 +282,7 @@ def load_activation_dataset(
     import torch
     from safetensors import safe_open
 
-    ds = _Dataset(repo_id, token)
+    ds = OpenDataset(repo_id, token)
     check_version(ds.info, warn_minor=False)
     if isinstance(tensors, str):
         raise ArgumentTypeError(f"tensors must be a list of tensor types, not the string {tensors!r}")
@@ -369,7 +369,7 @@ def load_activations(
 
     if pooling not in _POOLINGS:
         raise UnknownOptionError(f"unknown pooling {pooling!r}; expected one of: {', '.join(_POOLINGS)}")
-    ds = _Dataset(dataset, token)
+    ds = OpenDataset(dataset, token)
     check_version(ds.info)
     wanted = ds.check_layers(layers)
     if prompts is not None and isinstance(prompts, str):
@@ -390,7 +390,7 @@ def load_activations(
     return activations, _labels(ds, names)
 
 
-def _labels(ds: _Dataset, prompts: list[str]) -> np.ndarray | None:
+def _labels(ds: OpenDataset, prompts: list[str]) -> np.ndarray | None:
     if "label" not in ds.index:
         return None
     by_text = dict(zip(ds.texts, ds.index["label"], strict=True))
@@ -460,7 +460,7 @@ def pull_dataset(
     """
     from tqdm import tqdm
 
-    ds = _Dataset(repo_id, token)
+    ds = OpenDataset(repo_id, token)
     check_version(ds.info)
     if isinstance(tensors, str):
         raise ArgumentTypeError(f"tensors must be a list of tensor types, not the string {tensors!r}")
@@ -504,7 +504,7 @@ def pull_dataset(
     return len(written) if materialize else len(rows)
 
 
-def _token_counts(ds: _Dataset, rows: list[int], counter: Any) -> list[int]:
+def _token_counts(ds: OpenDataset, rows: list[int], counter: Any) -> list[int]:
     """Return each row's token count.
 
     That is the index's ``num_tokens``, else (lmprobe's pooled caches leave it empty) the model's tokenizer's count
@@ -538,7 +538,7 @@ def _batches(counts: Sequence[int], dim: int, budget: int = 64 << 20) -> list[li
 
 
 def _write_layer(
-    ds: _Dataset, store: Any, rows: list[int], texts: list[str], sizes: list[int], layer: int, threads: int | None
+    ds: OpenDataset, store: Any, rows: list[int], texts: list[str], sizes: list[int], layer: int, threads: int | None
 ) -> None:
     """Write some prompts of one layer into the store: every token, or (a pooled dataset) the last token alone."""
     if ds.full_sequence:
