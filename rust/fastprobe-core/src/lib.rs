@@ -7,7 +7,8 @@
 //! - [`pooling`]: reduce a sequence of token activations to one vector per prompt, over padded batches (with an
 //!   attention mask) or ragged (unpadded) token blocks.
 //! - [`store`]: the activation store (compressed, checksummed, crash-safe segment files and index).
-//! - [`solvers`]: ridge, logistic regression, mass-mean probes and standardization.
+//! - [`solvers`]: ridge, logistic regression, mass-mean probes, group lasso and standardization; [`solvers::fit`]
+//!   fits a [`solvers::Solver`] chosen at run time.
 //! - [`sweep`]: one probe per layer, layers read once and fitted in parallel.
 //! - [`parallel`]: the thread pools the kernels run on.
 //! - [`buffer`]: large output arrays.

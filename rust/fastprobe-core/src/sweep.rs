@@ -15,67 +15,12 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use faer::Par;
-use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+use ndarray::{Array1, Array2, ArrayView1};
 
 use crate::error::{Error, Result};
 use crate::parallel;
-use crate::solvers::logistic::{LogisticFit, LogisticOptions, logistic_path};
-use crate::solvers::mass_mean::{MassMeanFit, mass_mean_fit};
-use crate::solvers::ridge::{RidgeMode, RidgePath, ridge_path};
 use crate::solvers::standardize::{ScaleMode, fit_scaler, transform_in_place};
-
-/// The probe fitted on every layer.
-#[derive(Debug, Clone)]
-pub enum Solver {
-    /// [`ridge_path`] over `alphas`.
-    Ridge {
-        /// Regularization strengths.
-        alphas: Vec<f64>,
-        /// Fit an unpenalized intercept.
-        fit_intercept: bool,
-        /// Primal or dual form.
-        mode: RidgeMode,
-    },
-    /// [`logistic_path`] over `cs` (warm-started in order).
-    Logistic {
-        /// Inverse regularization strengths.
-        cs: Vec<f64>,
-        /// Intercept, iterations and tolerance (`c` is ignored: `cs` gives it).
-        options: LogisticOptions,
-    },
-    /// [`mass_mean_fit`].
-    MassMean {
-        /// Whiten by the within-class covariance.
-        whiten: bool,
-        /// Covariance shrinkage in `[0, 1]`.
-        shrinkage: f64,
-    },
-}
-
-/// The targets every layer is fitted to.
-#[derive(Debug, Clone, Copy)]
-pub enum Targets<'a> {
-    /// Regression targets `(n_samples, n_targets)`, for ridge.
-    Values(ArrayView2<'a, f64>),
-    /// Class indices in `0..n_classes`, for logistic regression and mass-mean.
-    Classes {
-        /// One per sample.
-        labels: &'a [usize],
-        /// The number of classes.
-        n_classes: usize,
-    },
-}
-
-/// One layer's fitted solver.
-#[derive(Debug, Clone)]
-pub enum Fit {
-    /// Every alpha's coefficients and leave-one-out errors.
-    Ridge(RidgePath),
-    /// One fit per C.
-    Logistic(Vec<LogisticFit>),
-    /// The direction, threshold and Platt slope.
-    MassMean(MassMeanFit),
-}
+use crate::solvers::{self, Fit, Solver, Targets};
 
 /// One layer's result.
 #[derive(Debug, Clone)]
@@ -114,16 +59,7 @@ pub fn sweep(
     options: SweepOptions,
     done: &(dyn Fn(usize) -> Result<()> + Sync),
 ) -> Result<Vec<LayerResult>> {
-    match (solver, targets) {
-        (Solver::Ridge { .. }, Targets::Values(_))
-        | (Solver::Logistic { .. } | Solver::MassMean { .. }, Targets::Classes { .. }) => {}
-        (Solver::Ridge { .. }, Targets::Classes { .. }) => {
-            return Err(Error::InvalidInput("ridge sweeps need numeric targets, not class indices".into()));
-        }
-        (_, Targets::Values(_)) => {
-            return Err(Error::InvalidInput("classifier sweeps need class indices, not numeric targets".into()));
-        }
-    }
+    solver.check_targets(targets)?;
     parallel::check_threads(options.n_threads)?;
     if options.workers == Some(0) {
         return Err(Error::InvalidInput("workers must be a positive integer or None; got 0".into()));
@@ -144,7 +80,7 @@ pub fn sweep(
         } else {
             None
         };
-        let fit = fit_layer(x.view(), targets, sample_weight, solver, par)?;
+        let fit = solvers::fit(x.view(), targets, sample_weight, solver, par)?;
         Ok(LayerResult { scaler, fit })
     };
     std::thread::scope(|scope| {
@@ -197,30 +133,12 @@ fn layer_error(layer: usize, e: Error) -> Error {
     }
 }
 
-fn fit_layer(
-    x: ArrayView2<'_, f32>,
-    targets: Targets<'_>,
-    sample_weight: Option<ArrayView1<'_, f64>>,
-    solver: &Solver,
-    par: Par,
-) -> Result<Fit> {
-    Ok(match (solver, targets) {
-        (Solver::Ridge { alphas, fit_intercept, mode }, Targets::Values(y)) => {
-            Fit::Ridge(ridge_path(x, y, sample_weight, alphas, *fit_intercept, *mode, par)?)
-        }
-        (Solver::Logistic { cs, options }, Targets::Classes { labels, n_classes }) => {
-            Fit::Logistic(logistic_path(x, labels, n_classes, sample_weight, cs, *options)?)
-        }
-        (Solver::MassMean { whiten, shrinkage }, Targets::Classes { labels, .. }) => {
-            Fit::MassMean(mass_mean_fit(x, labels, sample_weight, *whiten, *shrinkage, par)?)
-        }
-        _ => unreachable!("checked by sweep"),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::solvers::logistic::{LogisticOptions, logistic_path};
+    use crate::solvers::mass_mean::mass_mean_fit;
+    use crate::solvers::ridge::{RidgeMode, ridge_path};
 
     fn layers(n_layers: usize, n: usize, d: usize) -> (Vec<Array2<f32>>, Vec<usize>) {
         let mut state = 0x9e37_79b9_7f4a_7c15u64;

@@ -1,13 +1,16 @@
 //! Python values to core types: option strings to enums, index arrays to `usize`, contiguity checks.
 
-use fastprobe_core::{Error, Pooling};
+use std::str::FromStr;
+
+use fastprobe_core::Error;
 use numpy::{Element, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::prelude::*;
 
 use crate::errors::to_pyerr;
 
-/// Parses a pooling name, with an error that lists the valid ones.
-pub fn pooling(py: Python<'_>, name: &str) -> PyResult<Pooling> {
+/// Parses an option name (a pooling, a storage dtype, a ridge or scaling mode), with the core's error, which lists
+/// the valid names.
+pub fn option<T: FromStr<Err = Error>>(py: Python<'_>, name: &str) -> PyResult<T> {
     name.parse().map_err(|e| to_pyerr(py, e))
 }
 

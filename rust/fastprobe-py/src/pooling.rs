@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use fastprobe_core::pooling;
 
 use crate::convert;
-use crate::detach::run_detached;
+use crate::detach::{Call, run_detached};
 
 const F32_BYTES: usize = std::mem::size_of::<f32>();
 const PARALLEL_MIN_BYTES: usize = pooling::PARALLEL_MIN_VALUES * F32_BYTES;
@@ -24,12 +24,14 @@ pub fn pool_padded<'py>(
     method: &str,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let method = convert::pooling(py, method)?;
+    let method = convert::option(py, method)?;
     convert::require_contiguous(py, "hidden", &hidden)?;
     let (h, m) = (hidden.as_array(), attention_mask.as_array());
     let (b, _, width) = h.dim();
     let work = pooling::work_values(method, h.len(), b, width) * F32_BYTES;
-    let out = run_detached(py, work, PARALLEL_MIN_BYTES, n_threads, move || pooling::pool_padded(h, m, method))?;
+    let out = run_detached(py, Call::sized(work, PARALLEL_MIN_BYTES, n_threads), move |_| {
+        pooling::pool_padded(h, m, method)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -44,12 +46,14 @@ pub fn pool_ragged<'py>(
     method: &str,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-    let method = convert::pooling(py, method)?;
+    let method = convert::option(py, method)?;
     convert::require_contiguous(py, "values", &values)?;
     let offsets = convert::offsets(py, &offsets)?;
     let v = values.as_array();
     let work = pooling::work_values(method, v.len(), offsets.len().saturating_sub(1), v.ncols()) * F32_BYTES;
-    let out = run_detached(py, work, PARALLEL_MIN_BYTES, n_threads, move || pooling::pool_ragged(v, &offsets, method))?;
+    let out = run_detached(py, Call::sized(work, PARALLEL_MIN_BYTES, n_threads), move |_| {
+        pooling::pool_ragged(v, &offsets, method)
+    })?;
     Ok(out.into_pyarray(py))
 }
 
@@ -64,11 +68,12 @@ pub fn reduce_scores<'py>(
     method: &str,
     n_threads: Option<usize>,
 ) -> PyResult<Bound<'py, PyArray2<f64>>> {
-    let method = convert::pooling(py, method)?;
+    let method = convert::option(py, method)?;
     let offsets = convert::offsets(py, &offsets)?;
     let s = scores.as_array();
     let work = s.len() * std::mem::size_of::<f64>();
-    let out =
-        run_detached(py, work, PARALLEL_MIN_BYTES * 2, n_threads, move || pooling::reduce_scores(s, &offsets, method))?;
+    let out = run_detached(py, Call::sized(work, PARALLEL_MIN_BYTES * 2, n_threads), move |_| {
+        pooling::reduce_scores(s, &offsets, method)
+    })?;
     Ok(out.into_pyarray(py))
 }

@@ -1,20 +1,105 @@
 //! `#[pyfunction]` wrappers of `fastprobe_core::solvers`: arrays in, coefficient arrays out, GIL released.
+//!
+//! The probes a caller can name (ridge, logistic, mass-mean) are built in one place ([`parse_solver`]), fitted through
+//! the core's one dispatch (`fastprobe_core::solvers::fit`) and converted back in one place ([`fit_to_py`]), for
+//! single fits here and for the layer sweep (`sweep.rs`) alike.
 
 use faer::Par;
-use fastprobe_core::solvers::{group_lasso, logistic, mass_mean, ridge, standardize};
-use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
+use fastprobe_core::Error;
+use fastprobe_core::solvers::logistic::LogisticOptions;
+use fastprobe_core::solvers::{self, Fit, Solver, Targets, group_lasso, standardize};
+use ndarray::{ArrayView1, ArrayView2};
+use numpy::{IntoPyArray, PyArray1, PyReadonlyArray1, PyReadonlyArray2, PyReadwriteArray2};
 use pyo3::prelude::*;
 
 use crate::convert;
-use crate::detach::run_detached;
+use crate::detach::{Call, run_detached};
 use crate::errors::to_pyerr;
 
-/// Solvers always go through the thread pool: even small fits are worth releasing the interpreter for.
-const ALWAYS: usize = usize::MAX;
+/// The solver names [`parse_solver`] takes.
+const SOLVERS: [&str; 3] = ["ridge", "logistic", "mass_mean"];
 
-/// Ridge coefficients of every alpha: `(coef (n_alphas, n_targets, d), intercept (n_alphas, n_targets),
-/// loo_mse (n_alphas, n_targets), dual)`.
-type RidgeOut<'py> = (Bound<'py, PyArray3<f64>>, Bound<'py, PyArray2<f64>>, Bound<'py, PyArray2<f64>>, bool);
+/// The options of the named solvers, as Python passes them (each solver reads its own).
+#[derive(Debug, Clone, Copy)]
+pub struct SolverArgs<'a> {
+    /// Ridge and logistic: fit an intercept.
+    pub fit_intercept: bool,
+    /// Ridge: `auto`, `primal` or `dual`.
+    pub mode: &'a str,
+    /// Logistic: the iteration limit.
+    pub max_iter: usize,
+    /// Logistic: the gradient tolerance.
+    pub tol: f64,
+    /// Mass-mean: whiten by the within-class covariance.
+    pub whiten: bool,
+    /// Mass-mean: covariance shrinkage.
+    pub shrinkage: f64,
+}
+
+impl SolverArgs<'_> {
+    /// The Python signatures' defaults.
+    pub const DEFAULT: SolverArgs<'static> =
+        SolverArgs { fit_intercept: true, mode: "auto", max_iter: 100, tol: 1e-4, whiten: false, shrinkage: 0.0 };
+}
+
+/// The one place a solver name becomes a [`Solver`]: `ridge` over alphas `grid`, `logistic` over Cs `grid`
+/// (warm-started in order), `mass_mean` (no grid).
+pub fn parse_solver(py: Python<'_>, name: &str, grid: Vec<f64>, args: &SolverArgs<'_>) -> PyResult<Solver> {
+    Ok(match name {
+        "ridge" => {
+            Solver::Ridge { alphas: grid, fit_intercept: args.fit_intercept, mode: convert::option(py, args.mode)? }
+        }
+        "logistic" => Solver::Logistic {
+            cs: grid,
+            options: LogisticOptions {
+                c: 1.0,
+                fit_intercept: args.fit_intercept,
+                max_iter: args.max_iter,
+                tol: args.tol,
+            },
+        },
+        "mass_mean" => Solver::MassMean { whiten: args.whiten, shrinkage: args.shrinkage },
+        other => {
+            return Err(to_pyerr(
+                py,
+                Error::UnknownOption { kind: "solver", given: other.to_owned(), choices: SOLVERS.to_vec() },
+            ));
+        }
+    })
+}
+
+/// The one place a [`Fit`] becomes Python values: ridge `(coef (n_alphas, n_targets, d), intercept (n_alphas,
+/// n_targets), loo_mse (n_alphas, n_targets), dual)`; logistic a list, one `(coef, intercept, n_iter, converged)`
+/// per C; mass-mean `(direction, threshold, platt_slope)`.
+pub fn fit_to_py(py: Python<'_>, fit: Fit) -> PyResult<Bound<'_, PyAny>> {
+    Ok(match fit {
+        Fit::Ridge(p) => (p.coef.into_pyarray(py), p.intercept.into_pyarray(py), p.loo_mse.into_pyarray(py), p.dual)
+            .into_pyobject(py)?
+            .into_any(),
+        Fit::Logistic(fits) => fits
+            .into_iter()
+            .map(|f| (f.coef.into_pyarray(py), f.intercept.into_pyarray(py), f.n_iter, f.converged))
+            .collect::<Vec<_>>()
+            .into_pyobject(py)?
+            .into_any(),
+        Fit::MassMean(m) => (m.direction.into_pyarray(py), m.threshold, m.platt_a).into_pyobject(py)?.into_any(),
+    })
+}
+
+/// Fits `solver` once, detached on the pool, and converts the fit.
+fn fit_once<'py>(
+    py: Python<'py>,
+    x: ArrayView2<'_, f32>,
+    targets: Targets<'_>,
+    sample_weight: Option<ArrayView1<'_, f64>>,
+    solver: &Solver,
+    n_threads: Option<usize>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let fit = run_detached(py, Call::heavy(n_threads), move |_| {
+        solvers::fit(x, targets, sample_weight, solver, Par::rayon(0))
+    })?;
+    fit_to_py(py, fit)
+}
 
 /// Fit ridge regression for every alpha, with exact leave-one-out mean squared errors.
 #[pyfunction]
@@ -29,18 +114,11 @@ pub fn ridge_path<'py>(
     fit_intercept: bool,
     mode: &str,
     n_threads: Option<usize>,
-) -> PyResult<RidgeOut<'py>> {
-    let mode: ridge::RidgeMode = mode.parse().map_err(|e| to_pyerr(py, e))?;
-    let (x, y) = (x.as_array(), y.as_array());
+) -> PyResult<Bound<'py, PyAny>> {
+    let solver = parse_solver(py, "ridge", alphas, &SolverArgs { fit_intercept, mode, ..SolverArgs::DEFAULT })?;
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
-    let path = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
-        ridge::ridge_path(x, y, w, &alphas, fit_intercept, mode, Par::rayon(0))
-    })?;
-    Ok((path.coef.into_pyarray(py), path.intercept.into_pyarray(py), path.loo_mse.into_pyarray(py), path.dual))
+    fit_once(py, x.as_array(), Targets::Values(y.as_array()), w, &solver, n_threads)
 }
-
-/// One logistic fit: `(coef, intercept, n_iter, converged)`.
-type LogisticOut<'py> = (Bound<'py, PyArray2<f64>>, Bound<'py, PyArray1<f64>>, usize, bool);
 
 /// Fit L2 logistic regression for each C in `cs` (in order, warm-starting each from the previous).
 #[pyfunction]
@@ -57,18 +135,11 @@ pub fn logistic_path<'py>(
     max_iter: usize,
     tol: f64,
     n_threads: Option<usize>,
-) -> PyResult<Vec<LogisticOut<'py>>> {
+) -> PyResult<Bound<'py, PyAny>> {
     let labels = convert::indices(py, "class indices", &y)?;
-    let x = x.as_array();
+    let solver = parse_solver(py, "logistic", cs, &SolverArgs { fit_intercept, max_iter, tol, ..SolverArgs::DEFAULT })?;
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
-    let options = logistic::LogisticOptions { c: 1.0, fit_intercept, max_iter, tol };
-    let fits = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
-        logistic::logistic_path(x, &labels, n_classes, w, &cs, options)
-    })?;
-    Ok(fits
-        .into_iter()
-        .map(|f| (f.coef.into_pyarray(py), f.intercept.into_pyarray(py), f.n_iter, f.converged))
-        .collect())
+    fit_once(py, x.as_array(), Targets::Classes { labels: &labels, n_classes }, w, &solver, n_threads)
 }
 
 /// A group-lasso fit: `(coef, intercept, group_norms, n_iter, converged, objective)`.
@@ -95,7 +166,7 @@ pub fn group_lasso_fit<'py>(
     let x = x.as_array();
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
     let options = group_lasso::GroupLassoOptions { alpha, fit_intercept, max_iter, tol };
-    let fit = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
+    let fit = run_detached(py, Call::heavy(n_threads), move |_| {
         group_lasso::group_lasso_logistic(x, &labels, w, &groups, group_weights.as_deref(), options)
     })?;
     Ok((
@@ -119,14 +190,12 @@ pub fn mass_mean_fit<'py>(
     whiten: bool,
     shrinkage: f64,
     n_threads: Option<usize>,
-) -> PyResult<(Bound<'py, PyArray1<f64>>, f64, f64)> {
+) -> PyResult<Bound<'py, PyAny>> {
     let labels = convert::indices(py, "class indices", &y)?;
-    let x = x.as_array();
+    let solver = parse_solver(py, "mass_mean", Vec::new(), &SolverArgs { whiten, shrinkage, ..SolverArgs::DEFAULT })?;
     let w = sample_weight.as_ref().map(PyReadonlyArray1::as_array);
-    let fit = run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
-        mass_mean::mass_mean_fit(x, &labels, w, whiten, shrinkage, Par::rayon(0))
-    })?;
-    Ok((fit.direction.into_pyarray(py), fit.threshold, fit.platt_a))
+    // Mass-mean probes are binary; the class count is not read.
+    fit_once(py, x.as_array(), Targets::Classes { labels: &labels, n_classes: 2 }, w, &solver, n_threads)
 }
 
 /// Two float64 vectors.
@@ -142,10 +211,9 @@ pub fn fit_scaler<'py>(
     mode: &str,
     n_threads: Option<usize>,
 ) -> PyResult<Pair<'py>> {
-    let mode: standardize::ScaleMode = mode.parse().map_err(|e| to_pyerr(py, e))?;
+    let mode: standardize::ScaleMode = convert::option(py, mode)?;
     let x = x.as_array();
-    let (mean, scale) =
-        run_detached(py, ALWAYS, ALWAYS, n_threads, move || standardize::fit_scaler(x, n_layers, mode))?;
+    let (mean, scale) = run_detached(py, Call::heavy(n_threads), move |_| standardize::fit_scaler(x, n_layers, mode))?;
     Ok((mean.into_pyarray(py), scale.into_pyarray(py)))
 }
 
@@ -161,5 +229,5 @@ pub fn scale_in_place(
 ) -> PyResult<()> {
     let (mean, scale) = (mean.as_array().to_owned(), scale.as_array().to_owned());
     let x = x.as_array_mut();
-    run_detached(py, ALWAYS, ALWAYS, n_threads, move || standardize::transform_in_place(x, &mean, &scale))
+    run_detached(py, Call::heavy(n_threads), move |_| standardize::transform_in_place(x, &mean, &scale))
 }

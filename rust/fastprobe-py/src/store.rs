@@ -1,4 +1,7 @@
 //! `ActivationStore`: the Python handle of `fastprobe_core::store::Store`.
+//!
+//! Store work always touches files: every call releases the interpreter and spreads decoding over the pool
+//! ([`Call::heavy`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,17 +13,14 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
 use crate::convert;
-use crate::detach::run_detached;
+use crate::detach::{Call, run_detached};
 use crate::errors::to_pyerr;
-
-/// Store work always touches files: always release the interpreter, and spread decoding over the pool.
-const ALWAYS: usize = usize::MAX;
 
 /// Token-level values and their prompt offsets.
 type Ragged<'py> = (Bound<'py, PyArray2<f32>>, Bound<'py, PyArray1<i64>>);
 
 fn dtype(py: Python<'_>, name: Option<&str>) -> PyResult<Option<StorageDtype>> {
-    name.map(|n| n.parse().map_err(|e| to_pyerr(py, e))).transpose()
+    name.map(|n| convert::option(py, n)).transpose()
 }
 
 /// A directory of compressed, checksummed activations (see `docs/store-format.md`).
@@ -37,9 +37,9 @@ impl PyStore {
     #[new]
     #[pyo3(signature = (path, dtype="bfloat16", fingerprint="{}"))]
     fn new(py: Python<'_>, path: PathBuf, dtype: &str, fingerprint: &str) -> PyResult<Self> {
-        let dtype: StorageDtype = dtype.parse().map_err(|e| to_pyerr(py, e))?;
+        let dtype: StorageDtype = convert::option(py, dtype)?;
         let fingerprint = fingerprint.to_owned();
-        let store = run_detached(py, ALWAYS, ALWAYS, None, move || Store::open(path, dtype, &fingerprint))?;
+        let store = run_detached(py, Call::heavy(None), move |_| Store::open(path, dtype, &fingerprint))?;
         Ok(Self { inner: Arc::new(store) })
     }
 
@@ -92,7 +92,7 @@ impl PyStore {
         }
         let t = tokens.as_array();
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
+        run_detached(py, Call::heavy(n_threads), move |_| {
             let views: Vec<_> = t.axis_iter(Axis(0)).collect();
             store.write(&prompts, &counts, &sites, &views, dtype, keep_tokens)
         })
@@ -132,7 +132,7 @@ impl PyStore {
         }
         let v = vectors.as_array();
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, n_threads, move || {
+        run_detached(py, Call::heavy(n_threads), move |_| {
             let views: Vec<_> = v.axis_iter(Axis(0)).collect();
             store.write_last_token(&prompts, &counts, &sites, &views, dtype)
         })
@@ -148,9 +148,9 @@ impl PyStore {
         pooling: &str,
         n_threads: Option<usize>,
     ) -> PyResult<Bound<'py, PyArray2<f32>>> {
-        let pooling = convert::pooling(py, pooling)?;
+        let pooling = convert::option(py, pooling)?;
         let store = Arc::clone(&self.inner);
-        let out = run_detached(py, ALWAYS, ALWAYS, n_threads, move || store.read_pooled(&prompts, &sites, pooling))?;
+        let out = run_detached(py, Call::heavy(n_threads), move |_| store.read_pooled(&prompts, &sites, pooling))?;
         Ok(out.into_pyarray(py))
     }
 
@@ -165,8 +165,7 @@ impl PyStore {
         n_threads: Option<usize>,
     ) -> PyResult<Ragged<'py>> {
         let store = Arc::clone(&self.inner);
-        let (values, offsets) =
-            run_detached(py, ALWAYS, ALWAYS, n_threads, move || store.read_tokens(&prompts, &sites))?;
+        let (values, offsets) = run_detached(py, Call::heavy(n_threads), move |_| store.read_tokens(&prompts, &sites))?;
         let offsets: Vec<i64> = offsets.into_iter().map(|o| o as i64).collect();
         Ok((values.into_pyarray(py), offsets.into_pyarray(py)))
     }
@@ -185,23 +184,23 @@ impl PyStore {
     ) -> PyResult<Vec<bool>> {
         let need = match (tokens, pooling) {
             (true, _) => Content::Tokens,
-            (false, Some(name)) => Content::needed_for(convert::pooling(py, name)?),
+            (false, Some(name)) => Content::needed_for(convert::option(py, name)?),
             (false, None) => Content::Pooled,
         };
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.contains(&prompts, &sites, need))
+        run_detached(py, Call::heavy(None), move |_| store.contains(&prompts, &sites, need))
     }
 
     /// Every stored prompt, sorted by prompt text: a list of (prompt, [site, ...], token count).
     fn prompts(&self, py: Python<'_>) -> PyResult<Vec<(String, Vec<u32>, u32)>> {
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.prompts())
+        run_detached(py, Call::heavy(None), move |_| store.prompts())
     }
 
     /// Summary numbers: `records`, `prompts`, `sites`, `live_bytes`, `disk_bytes`.
     fn stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = Arc::clone(&self.inner);
-        let s = run_detached(py, ALWAYS, ALWAYS, None, move || store.stats())?;
+        let s = run_detached(py, Call::heavy(None), move |_| store.stats())?;
         let d = PyDict::new(py);
         d.set_item("records", s.records)?;
         d.set_item("prompts", s.prompts)?;
@@ -215,19 +214,19 @@ impl PyStore {
     #[pyo3(signature = (n_threads=None))]
     fn verify(&self, py: Python<'_>, n_threads: Option<usize>) -> PyResult<Vec<String>> {
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, n_threads, move || store.verify())
+        run_detached(py, Call::heavy(n_threads), move |_| store.verify())
     }
 
     /// Evict least-recently-used records until the store's files take at most `budget_bytes`, then compact;
     /// returns the bytes freed.
     fn evict(&self, py: Python<'_>, budget_bytes: u64) -> PyResult<u64> {
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.evict(budget_bytes))
+        run_detached(py, Call::heavy(None), move |_| store.evict(budget_bytes))
     }
 
     /// Rewrite mostly-dead segments and the index, reclaiming space; returns the bytes freed.
     fn compact(&self, py: Python<'_>) -> PyResult<u64> {
         let store = Arc::clone(&self.inner);
-        run_detached(py, ALWAYS, ALWAYS, None, move || store.compact())
+        run_detached(py, Call::heavy(None), move |_| store.compact())
     }
 }

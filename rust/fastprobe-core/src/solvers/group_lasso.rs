@@ -16,7 +16,8 @@
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
-use super::logistic::{check_labels, dot_mixed, sigmoid};
+use super::linalg::dot_mixed;
+use super::logistic::{check_labels, sigmoid};
 use super::{check_design, sample_weights};
 use crate::error::{Error, Result};
 

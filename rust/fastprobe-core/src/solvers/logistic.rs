@@ -13,6 +13,7 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use rayon::prelude::*;
 
+use super::linalg::dot_mixed;
 use super::{check_design, sample_weights};
 use crate::error::{Error, Result};
 
@@ -147,21 +148,6 @@ pub(super) fn sigmoid(z: f64) -> f64 {
         let e = z.exp();
         e / (1.0 + e)
     }
-}
-
-/// `sum_j x_j w_j` accumulated in f64 over eight independent partial sums, so that the loop vectorizes (a single
-/// running sum would wait on each addition's latency).
-pub(super) fn dot_mixed(x: &[f32], w: &[f64]) -> f64 {
-    const LANES: usize = 8;
-    let mut acc = [0.0f64; LANES];
-    let (xs, ws) = (x.chunks_exact(LANES), w.chunks_exact(LANES));
-    let tail: f64 = xs.remainder().iter().zip(ws.remainder()).map(|(&a, &b)| f64::from(a) * b).sum();
-    for (xc, wc) in xs.zip(ws) {
-        for ((a, &xv), &wv) in acc.iter_mut().zip(xc).zip(wc) {
-            *a += f64::from(xv) * wv;
-        }
-    }
-    acc.iter().sum::<f64>() + tail
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {

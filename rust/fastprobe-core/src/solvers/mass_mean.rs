@@ -16,7 +16,8 @@ use faer::Par;
 use faer::linalg::solvers::Solve;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use super::{as_faer, check_design, gram_rows_f64, sample_weights};
+use super::linalg::{as_faer, gram_rows_f64};
+use super::{check_design, sample_weights};
 use crate::error::{Error, Result};
 
 /// A fitted mass-mean probe.

@@ -1,29 +1,133 @@
 //! Linear probe solvers: ridge (with leave-one-out alpha selection), L2 logistic regression (L-BFGS), mass-mean
-//! probes, and feature standardization.
+//! probes, group-lasso logistic regression, and feature standardization.
+//!
+//! [`Solver`] names one of the probes a caller can fit by name (ridge, logistic, mass-mean) with its options,
+//! [`Targets`] what it is fitted to, and [`fit`] fits it, returning a [`Fit`]; the layer sweep
+//! ([`crate::sweep`]) fits one per layer through it.
 //!
 //! Conventions shared by every solver:
 //! - the design matrix `x` is `(n_samples, n_features)` float32, any layout; it is validated (finite values, shapes)
 //!   before any work, and never modified;
 //! - sums and products that feed a solution accumulate in float64 (the dual ridge kernel is built from float32
-//!   products over blocks of [`GRAM_BLOCK`] features, summed in float64; the primal ridge Gram and covariances use
-//!   float64 products); results are float64;
+//!   products over blocks of [`linalg::GRAM_BLOCK`] features, summed in float64; the primal ridge Gram and
+//!   covariances use float64 products); results are float64;
 //! - sample weights are non-negative and finite with a positive sum; `None` means all ones;
 //! - `par` is the parallelism of the dense linear algebra (use [`faer::Par::Seq`] when the caller already runs
 //!   several fits in parallel).
 
 pub mod group_lasso;
+pub mod linalg;
 pub mod logistic;
 pub mod mass_mean;
 pub mod ridge;
 pub mod standardize;
 
-use faer::{Accum, Mat, MatMut, MatRef, Par};
+use faer::Par;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
+use logistic::{LogisticFit, LogisticOptions, logistic_path};
+use mass_mean::{MassMeanFit, mass_mean_fit};
+use ridge::{RidgeMode, RidgePath, ridge_path};
 
-/// Features (or samples) per float32 block of a Gram product; the blocks are summed in float64.
-pub const GRAM_BLOCK: usize = 512;
+/// A probe to fit, with its options.
+#[derive(Debug, Clone)]
+pub enum Solver {
+    /// [`ridge_path`] over `alphas`.
+    Ridge {
+        /// Regularization strengths.
+        alphas: Vec<f64>,
+        /// Fit an unpenalized intercept.
+        fit_intercept: bool,
+        /// Primal or dual form.
+        mode: RidgeMode,
+    },
+    /// [`logistic_path`] over `cs` (warm-started in order).
+    Logistic {
+        /// Inverse regularization strengths.
+        cs: Vec<f64>,
+        /// Intercept, iterations and tolerance (`c` is ignored: `cs` gives it).
+        options: LogisticOptions,
+    },
+    /// [`mass_mean_fit`].
+    MassMean {
+        /// Whiten by the within-class covariance.
+        whiten: bool,
+        /// Covariance shrinkage in `[0, 1]`.
+        shrinkage: f64,
+    },
+}
+
+/// What a probe is fitted to.
+#[derive(Debug, Clone, Copy)]
+pub enum Targets<'a> {
+    /// Regression targets `(n_samples, n_targets)`, for ridge.
+    Values(ArrayView2<'a, f64>),
+    /// Class indices in `0..n_classes`, for logistic regression and mass-mean.
+    Classes {
+        /// One per sample.
+        labels: &'a [usize],
+        /// The number of classes.
+        n_classes: usize,
+    },
+}
+
+/// A fitted [`Solver`].
+#[derive(Debug, Clone)]
+pub enum Fit {
+    /// Every alpha's coefficients and leave-one-out errors.
+    Ridge(RidgePath),
+    /// One fit per C.
+    Logistic(Vec<LogisticFit>),
+    /// The direction, threshold and Platt slope.
+    MassMean(MassMeanFit),
+}
+
+impl Solver {
+    /// Checks that `targets` suit this solver: numeric targets for ridge, class indices for the classifiers.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when they do not.
+    pub fn check_targets(&self, targets: Targets<'_>) -> Result<()> {
+        match (self, targets) {
+            (Self::Ridge { .. }, Targets::Values(_))
+            | (Self::Logistic { .. } | Self::MassMean { .. }, Targets::Classes { .. }) => Ok(()),
+            (Self::Ridge { .. }, Targets::Classes { .. }) => {
+                Err(Error::InvalidInput("ridge sweeps need numeric targets, not class indices".into()))
+            }
+            (_, Targets::Values(_)) => {
+                Err(Error::InvalidInput("classifier sweeps need class indices, not numeric targets".into()))
+            }
+        }
+    }
+}
+
+/// Fits `solver` on `x`.
+///
+/// # Errors
+/// As [`Solver::check_targets`], then the solver's own errors (see [`ridge_path`], [`logistic_path`],
+/// [`mass_mean_fit`]).
+pub fn fit(
+    x: ArrayView2<'_, f32>,
+    targets: Targets<'_>,
+    sample_weight: Option<ArrayView1<'_, f64>>,
+    solver: &Solver,
+    par: Par,
+) -> Result<Fit> {
+    solver.check_targets(targets)?;
+    Ok(match (solver, targets) {
+        (Solver::Ridge { alphas, fit_intercept, mode }, Targets::Values(y)) => {
+            Fit::Ridge(ridge_path(x, y, sample_weight, alphas, *fit_intercept, *mode, par)?)
+        }
+        (Solver::Logistic { cs, options }, Targets::Classes { labels, n_classes }) => {
+            Fit::Logistic(logistic_path(x, labels, n_classes, sample_weight, cs, *options)?)
+        }
+        (Solver::MassMean { whiten, shrinkage }, Targets::Classes { labels, .. }) => {
+            Fit::MassMean(mass_mean_fit(x, labels, sample_weight, *whiten, *shrinkage, par)?)
+        }
+        _ => unreachable!("checked by check_targets"),
+    })
+}
 
 /// Checks that `x` is a non-empty 2-D design with only finite values; returns `(n, d)`.
 ///
@@ -97,85 +201,4 @@ pub fn centered_scaled(x: ArrayView2<'_, f32>, mean: &Array1<f64>, w: &Array1<f6
         }
     }
     out
-}
-
-/// A faer view of a standard-layout (row-major) ndarray matrix.
-///
-/// # Panics
-/// If `a` is not in standard layout (every caller builds its own row-major matrix).
-#[must_use]
-pub fn as_faer<T: faer::traits::ComplexField>(a: &Array2<T>) -> MatRef<'_, T> {
-    let (r, c) = a.dim();
-    MatRef::from_row_major_slice(a.as_slice().expect("row-major matrix"), r, c)
-}
-
-/// `dst (+)= alpha * part * part^T` on the lower triangle of `dst` only.
-fn lower_gram<T: faer::traits::ComplexField>(
-    dst: MatMut<'_, T>,
-    accum: Accum,
-    part: MatRef<'_, T>,
-    alpha: T,
-    par: Par,
-) {
-    use faer::linalg::matmul::triangular::{BlockStructure, matmul};
-    let rect = BlockStructure::Rectangular;
-    matmul(dst, BlockStructure::TriangularLower, accum, part, rect, part.transpose(), rect, alpha, par);
-}
-
-/// `A A^T` for a float32 matrix `a` (`r x c`), accumulated in float64 over blocks of [`GRAM_BLOCK`] columns.
-///
-/// Only the lower triangle (diagonal included) is computed; the strict upper triangle is zero. Every consumer
-/// (eigendecomposition, tridiagonalization, Cholesky) reads the lower triangle.
-#[must_use]
-pub fn gram_rows(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
-    let (r, c) = (a.nrows(), a.ncols());
-    let mut acc = Mat::<f64>::zeros(r, r);
-    let mut block = Mat::<f32>::zeros(r, r);
-    let mut start = 0;
-    while start < c {
-        let len = GRAM_BLOCK.min(c - start);
-        let part = a.subcols(start, len);
-        lower_gram(block.as_mut(), Accum::Replace, part, 1.0f32, par);
-        for j in 0..r {
-            let src = &block.col(j).try_as_col_major().expect("column-major").as_slice()[j..];
-            let dst = &mut acc.col_mut(j).try_as_col_major_mut().expect("column-major").as_slice_mut()[j..];
-            for (o, &v) in dst.iter_mut().zip(src) {
-                *o += f64::from(v);
-            }
-        }
-        start += len;
-    }
-    acc
-}
-
-/// `A A^T` for a float32 matrix `a` (`r x c`) with float64 products: each block of [`GRAM_BLOCK`] columns is
-/// widened to float64 before its product. Twice the cost of [`gram_rows`]; for the Gram matrices whose rounding
-/// the result is sensitive to (the primal ridge Gram, where leverages near 1 amplify it, and covariances).
-///
-/// Only the lower triangle (diagonal included) is computed.
-#[must_use]
-pub fn gram_rows_f64(a: MatRef<'_, f32>, par: Par) -> Mat<f64> {
-    let (r, c) = (a.nrows(), a.ncols());
-    let mut acc = Mat::<f64>::zeros(r, r);
-    let mut start = 0;
-    while start < c {
-        let len = GRAM_BLOCK.min(c - start);
-        let part = a.subcols(start, len);
-        let wide = Mat::<f64>::from_fn(r, len, |i, j| f64::from(part[(i, j)]));
-        lower_gram(acc.as_mut(), Accum::Add, wide.as_ref(), 1.0f64, par);
-        start += len;
-    }
-    acc
-}
-
-/// The symmetric eigendecomposition of `m`: eigenvalues (ascending) and eigenvectors as columns.
-///
-/// # Errors
-/// [`Error::InvalidInput`] if the decomposition does not converge (it does for any finite symmetric matrix).
-pub fn eigh(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
-    let e = m
-        .self_adjoint_eigen(faer::Side::Lower)
-        .map_err(|e| Error::InvalidInput(format!("eigendecomposition failed: {e:?}")))?;
-    let s = e.S().column_vector();
-    Ok(((0..s.nrows()).map(|i| s[i]).collect(), e.U().to_owned()))
 }

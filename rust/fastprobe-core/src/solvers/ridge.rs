@@ -13,7 +13,8 @@
 use faer::{Accum, Mat, MatRef, Par};
 use ndarray::{Array1, Array2, Array3, ArrayView1, ArrayView2, Axis};
 
-use super::{as_faer, centered_scaled, check_design, eigh, gram_rows, gram_rows_f64, sample_weights, weighted_means};
+use super::linalg::{as_faer, eigh, gram_rows, gram_rows_f64};
+use super::{centered_scaled, check_design, sample_weights, weighted_means};
 use crate::error::{Error, Result};
 
 /// Which eigendecomposition to use.
@@ -139,7 +140,7 @@ fn to_nd(m: &Mat<f64>) -> Array2<f64> {
 fn at_b(a: &Array2<f32>, b: MatRef<'_, f64>, par: Par) -> Array2<f64> {
     let (n, d) = a.dim();
     let mut out = Mat::<f64>::zeros(d, b.ncols());
-    let block = super::GRAM_BLOCK;
+    let block = super::linalg::GRAM_BLOCK;
     let mut start = 0;
     while start < n {
         let len = block.min(n - start);
@@ -373,7 +374,7 @@ fn primal_path(
     let (lambda, v) = eigh(&g)?;
     // P = X V (n x d) in float64, block by block of rows.
     let mut p = Mat::<f64>::zeros(n, d);
-    let block = super::GRAM_BLOCK * 8;
+    let block = super::linalg::GRAM_BLOCK * 8;
     let mut start = 0;
     while start < n {
         let len = block.min(n - start);
