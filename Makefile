@@ -50,19 +50,20 @@ test-rust: ## cargo test of the Rust core.
 test-python: $(EXT) ## pytest (tests/ plus the benchmarks as smoke tests).
 	$(PY) -m pytest -q
 
-lint: $(DEPS) ## cargo fmt --check, clippy -D warnings, ruff check, ruff format --check, mypy, stub check.
+lint: $(DEPS) ## cargo fmt --check, clippy -D warnings, ruff, the layering contract, mypy, stub check.
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --no-default-features --quiet -- -D warnings
-	$(BIN)/ruff check python tests benches conftest.py
-	$(BIN)/ruff format --check python tests benches conftest.py
+	$(BIN)/ruff check python tests benches scripts conftest.py
+	$(BIN)/ruff format --check python tests benches scripts conftest.py
+	$(PY) scripts/check_architecture.py
 	$(MAKE) --no-print-directory $(EXT)
 	$(BIN)/mypy
 	$(PY) -m mypy.stubtest fastprobe._core --allowlist .mypy-stubtest-allowlist
 
 fmt: $(DEPS) ## Format Rust and Python sources in place.
 	cargo fmt --all
-	$(BIN)/ruff format python tests benches conftest.py
-	$(BIN)/ruff check --fix python tests benches conftest.py
+	$(BIN)/ruff format python tests benches scripts conftest.py
+	$(BIN)/ruff check --fix python tests benches scripts conftest.py
 
 bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-results/.
 	mkdir -p bench-results

@@ -1,11 +1,14 @@
 """Pooling a batch of SmolLM2-shaped activations: fastprobe's Rust kernel against numpy on the same padded tensor.
 
 The shapes mirror one layer of an extraction batch: 64 prompts of 8-24 tokens, hidden size 576, right padding.
-Each benchmark records whether its output matched the numpy reference in ``extra_info["correct"]``.
+Every implementation is compared with one independent reference, :func:`reference_pool` (a row-by-row loop over each
+prompt's real tokens, in float64, that reads the lengths rather than the mask); each benchmark records whether its
+output matched it in ``extra_info["correct"]``.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -36,6 +39,17 @@ def numpy_pool(hidden: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
     return hidden[np.arange(len(hidden)), last]
 
 
+@functools.cache
+def reference_pool(method: str) -> np.ndarray:
+    """The expected output, computed once: prompt by prompt over its ``LENGTHS[i]`` real tokens, in float64."""
+    hidden, _ = batch()
+    rows = []
+    for i, n in enumerate(LENGTHS):
+        tokens = hidden[i, :n].astype(np.float64)
+        rows.append(tokens.mean(axis=0) if method == "mean" else tokens[n - 1])
+    return np.stack(rows)
+
+
 @pytest.mark.parametrize("method", ["last_token", "mean"])
 @pytest.mark.parametrize("impl", ["fastprobe", "numpy"])
 def bench_pool(benchmark: Any, impl: str, method: str) -> None:
@@ -43,5 +57,8 @@ def bench_pool(benchmark: Any, impl: str, method: str) -> None:
     benchmark.group = f"pool-{method}"
     fn = (lambda: pool(hidden, mask, method)) if impl == "fastprobe" else (lambda: numpy_pool(hidden, mask, method))
     out = benchmark(fn)
-    benchmark.extra_info["correct"] = bool(np.allclose(out, numpy_pool(hidden, mask, method), rtol=1e-5, atol=1e-6))
+    expected = reference_pool(method)
+    benchmark.extra_info["correct"] = bool(
+        out.shape == expected.shape and np.allclose(out, expected, rtol=1e-5, atol=1e-6)
+    )
     assert benchmark.extra_info["correct"]

@@ -63,8 +63,8 @@ def child(kind: str, layers: list[int], limit: int | None) -> dict[str, Any]:
             elapsed = time.perf_counter() - t0
             tokens = None
         else:
-            from fastprobe.architectures import anatomy
-            from fastprobe.extraction import _pad, extract_to_store, tokenize
+            from fastprobe.extraction import extract_to_store
+            from fastprobe.model import anatomy, pad_batch, tokenize
             from fastprobe.store import ActivationStore
 
             loaded = load_model(model_dir, device="cpu")
@@ -82,7 +82,9 @@ def child(kind: str, layers: list[int], limit: int | None) -> dict[str, Any]:
                 loaded.model.layers = kept
                 loaded.model.config.num_hidden_layers = len(kept)
                 order = sorted(range(len(texts)), key=lambda i: (len(rows[i]["input_ids"]), texts[i]))
-                batches = [_pad(loaded, [rows[i] for i in order[s : s + BATCH]]) for s in range(0, len(order), BATCH)]
+                batches = [
+                    pad_batch(loaded, [rows[i] for i in order[s : s + BATCH]]) for s in range(0, len(order), BATCH)
+                ]
                 t0 = time.perf_counter()
                 with torch.inference_mode():
                     for batch in batches:

@@ -1,7 +1,8 @@
 """fastprobe's Rust solvers and pooling against scikit-learn and numpy, side by side in one run.
 
 Run with ``make bench`` or ``python benches/solvers_vs_sklearn.py [--ridge-layers N]``; prints a table and writes
-``bench-results/solvers.json``. Reported (medians):
+``bench-results/solvers.json``; exits with status 1 when ridge's leave-one-out choice of alpha differs from
+``RidgeCV``'s on any layer. Reported (medians):
 
 - ridge with a grid of 10 alphas (leave-one-out selection) on n = 2,000, d = 4,096, one fit per layer
   (``fit_layers``), against a loop of scikit-learn ``RidgeCV`` with the same alphas, and against the floor of one bare
@@ -86,7 +87,19 @@ def bench_ridge(layers: int, repeats: int) -> dict[str, Any]:
         "ridge_cores": cores,
         "ridge_exact_floor_s": t_kernel + layers * t_trd / cores,
         "ridge_same_alphas": bool(np.allclose(chosen, theirs)),
+        "ridge_alphas_fastprobe": [float(a) for a in chosen],
+        "ridge_alphas_sklearn": [float(a) for a in theirs],
     }
+
+
+def check_ridge(r: dict[str, Any]) -> list[str]:
+    """Problems with the ridge results: each layer's leave-one-out alpha must be the one RidgeCV chose."""
+    if r["ridge_same_alphas"]:
+        return []
+    ours, theirs = r["ridge_alphas_fastprobe"], r["ridge_alphas_sklearn"]
+    differ = [(i, a, b) for i, (a, b) in enumerate(zip(ours, theirs, strict=True)) if not np.isclose(a, b)]
+    shown = ", ".join(f"layer {i}: fastprobe {a:g}, RidgeCV {b:g}" for i, a, b in differ[:5])
+    return [f"ridge: fastprobe and RidgeCV chose different alphas on {len(differ)} of {len(ours)} layers ({shown})"]
 
 
 def bench_logistic(repeats: int) -> dict[str, Any]:
@@ -208,7 +221,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(r, indent=2))
-    return 0
+    problems = check_ridge(r) if "ridge" not in args.skip else []
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

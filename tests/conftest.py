@@ -8,7 +8,7 @@ import pytest
 
 # The conformance harness (make conformance) runs lmprobe's test suite in its own processes; its shim package named
 # lmprobe must never be imported into this one.
-collect_ignore = ["conformance"]
+collect_ignore = ["conformance", "data"]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -25,7 +25,10 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
-import fastprobe.baselines as baselines_module
+import fastprobe.baselines.battery as baselines_battery
+import fastprobe.baselines.common as baselines_common
+import fastprobe.extraction.perplexity as perplexity_home
+import fastprobe.model as model_layer
 import fastprobe.perplexity as perplexity_module
 from fastprobe import (
     FastprobeError,
@@ -46,7 +49,7 @@ from fastprobe.baselines import (
     BaselineResult,
     BaselineResults,
 )
-from fastprobe.probe import _context
+from fastprobe.features import model_context, weightless_context
 from fastprobe.store import ActivationStore
 from fastprobe.testing import tiny_model
 
@@ -245,7 +248,7 @@ def test_perplexity_equals_a_direct_per_prompt_computation(padding_side: str, ex
     model = tiny_model("llama", padding_side=padding_side)
     prompts = TEXT_TRAIN[:40]
     ref = reference_perplexity(model, prompts)
-    ctx = _context(model, "cpu", None, "local", False)
+    ctx = model_context(model, "cpu", None, "local", False)
     lm = perplexity_module.causal_lm(ctx)
     batches: list[int] = []
     handle = lm.register_forward_pre_hook(
@@ -275,7 +278,7 @@ def test_perplexity_baseline_fits_on_the_perplexity_features(
     )
     # The cache is shared with a shuffled-labels baseline on perplexity features: no new forward pass.
     calls: list[int] = []
-    monkeypatch.setattr(perplexity_module, "compute_perplexity", lambda *a: calls.append(1))
+    monkeypatch.setattr(perplexity_home, "compute_perplexity", lambda *a: calls.append(1))
     shuffled = BaselineProbe(method="shuffled_labels", base_method="perplexity", model=model, device="cpu")
     shuffled.fit(train, TEXT_Y[:80])
     assert calls == []
@@ -307,7 +310,9 @@ def test_remote_perplexity_runs_as_nnsight_traces(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("NDIF_API_KEY", "test-key")
     prompts = TEXT_TRAIN[:20]
     baseline = BaselineProbe(method="perplexity", model="org/tiny-llama", remote=True)
-    got = perplexity_module.perplexity_features(baseline._ctx(prompts), prompts)
+    got = perplexity_module.perplexity_features(
+        model_context(baseline.model, baseline.device, None, "nnsight", True), prompts
+    )
     assert traces == [True, True]  # 20 prompts in batches of 16, each trace sent to NDIF
     np.testing.assert_allclose(got, reference_perplexity(path, prompts), rtol=1e-4)
 
@@ -348,7 +353,7 @@ def test_sentence_transformers_uses_the_encoder_embeddings(monkeypatch: pytest.M
     np.testing.assert_allclose(ours.predict_proba(TEXT_TEST), ref.predict_proba(embed(TEXT_TEST)), atol=PROBA_ATOL)
     # A battery runs it by default only when the package and the default encoder are both here.
     assert "sentence_transformers" not in BaselineBattery().applicable_baselines  # the encoder is not cached
-    monkeypatch.setattr(baselines_module, "_sentence_model_here", lambda name: True)
+    monkeypatch.setattr(baselines_common, "sentence_model_here", lambda name: True)
     text = ["bow", "tfidf", "random", "majority", "sentence_length", "sentence_transformers"]
     assert BaselineBattery().applicable_baselines == text
 
@@ -402,7 +407,7 @@ def test_layer_0_is_the_embeddings(exact_cache: object, states: tuple[np.ndarray
     model = tiny_model("llama")
     ours = ActivationBaseline(model, method="layer_0", layers=3, device="cpu").fit(TRAIN_POS, TRAIN_NEG)
     assert ours.layers_ == ["embed"] and ours.n_features_in_ == train.shape[2]
-    read = _context(model, "cpu", None, "local", False).store.read_pooled(TRAIN_POS + TRAIN_NEG, ["embed"])
+    read = model_context(model, "cpu", None, "local", False).store.read_pooled(TRAIN_POS + TRAIN_NEG, ["embed"])
     np.testing.assert_allclose(read, train[:, 0], atol=1e-6)  # output_hidden_states[0]
     assert not np.allclose(read, train[:, 1], atol=1e-2)  # not block 0's output (lmprobe's layer_0)
     ref = _lr().fit(train[:, 0], TRAIN_Y)
@@ -428,20 +433,19 @@ def test_activation_baselines_share_the_probe_cache(monkeypatch: pytest.MonkeyPa
 
 def test_cached_runs_load_no_weights(monkeypatch: pytest.MonkeyPatch, exact_cache: object) -> None:
     """Once everything is cached, baselines read it with a weightless model whose fingerprint is the loaded one's."""
-    import fastprobe.extraction as extraction
 
     for padding_side in ("right", "left"):
         model = tiny_model("llama", padding_side=padding_side)
-        light = baselines_module._light_context(model, "cpu", "local")
+        light = weightless_context(model, "cpu", "local")
         assert light is not None and str(next(light.loaded.model.parameters()).device) == "meta"
-        assert light.fingerprint == _context(model, "cpu", None, "local", False).fingerprint
+        assert light.fingerprint == model_context(model, "cpu", None, "local", False).fingerprint
     model = tiny_model("llama")
     prompts = [f"{p} now" for p in POS[:6] + NEG[:6]]
     y = np.r_[np.ones(6, dtype=int), np.zeros(6, dtype=int)]
     cold = BaselineBattery(model=model, device="cpu", random_state=0).fit(prompts, y)
     loads: list[Any] = []
-    original = extraction.load_model
-    monkeypatch.setattr(extraction, "load_model", lambda *a, **k: loads.append(a) or original(*a, **k))
+    original = model_layer.load_model
+    monkeypatch.setattr(model_layer, "load_model", lambda *a, **k: loads.append(a) or original(*a, **k))
     warm = BaselineBattery(model=model, device="cpu", random_state=0).fit(prompts, y)
     assert loads == []
     assert [(r.name, r.score) for r in warm] == [(r.name, r.score) for r in cold]
@@ -457,7 +461,7 @@ def test_cached_runs_load_no_weights(monkeypatch: pytest.MonkeyPatch, exact_cach
 
 
 def test_text_battery_equals_each_baseline_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(baselines_module, "_sentence_available", lambda name: False)
+    monkeypatch.setattr(baselines_battery, "sentence_available", lambda name: False)
     battery = BaselineBattery(random_state=0)
     results = battery.fit(TEXT_TRAIN, TEXT_Y, TEXT_TEST, TEXT_TEST_Y)
     expected = ["bow", "tfidf", "random", "majority", "sentence_length"]
@@ -467,7 +471,8 @@ def test_text_battery_equals_each_baseline_alone(monkeypatch: pytest.MonkeyPatch
     for name in expected:
         alone = BaselineProbe(method=name, random_state=0).fit(TEXT_TRAIN, TEXT_Y)
         assert results[name].score == alone.score(TEXT_TEST, TEXT_TEST_Y), name
-        assert results[name].fit_time >= 0 and results[name].predict_time >= 0
+        # measured durations in seconds: not the default 0.0, not a timestamp, not NaN
+        assert all(0 < t < 60 for t in (results[name].fit_time, results[name].predict_time)), name
         fitted = battery.get_baseline(name)
         assert fitted is results[name].baseline
         np.testing.assert_array_equal(fitted.predict(TEXT_TEST), alone.predict(TEXT_TEST))

@@ -52,13 +52,13 @@ def spy_forward(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, list[int]]]:
     import fastprobe.extraction as extraction
 
     calls: list[tuple[int, list[int]]] = []
-    real = extraction._forward_batches
+    real = extraction.runner.forward_batches
 
     def spy(loaded: Any, texts: Any, sites: Any, *args: Any, **kwargs: Any) -> Any:
         calls.append((len(texts), sorted(s.layer for s in sites)))
         return real(loaded, texts, sites, *args, **kwargs)
 
-    monkeypatch.setattr(extraction, "_forward_batches", spy)
+    monkeypatch.setattr(extraction.runner, "forward_batches", spy)
     return calls
 
 
@@ -331,7 +331,7 @@ def test_save_load_round_trip_runs_no_code(tmp_path: Path, monkeypatch: pytest.M
         m.setattr(pickle, "loads", refuse)
         m.setattr(pickle, "load", refuse)
         loaded = ProbeEnsemble.load(path)
-    assert loaded.voting == "hard" and loaded.random_state == 2 and loaded._bootstrap
+    assert loaded.voting == "hard" and loaded.random_state == 2 and loaded.is_bootstrap
     np.testing.assert_array_equal(loaded.weights_, ensemble.weights_)
     assert loaded.resample_indices_ is not None and ensemble.resample_indices_ is not None
     for a, b in zip(loaded.resample_indices_, ensemble.resample_indices_, strict=True):

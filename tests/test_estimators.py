@@ -18,7 +18,7 @@ from fastprobe.estimators import (
     RidgeProbe,
     logistic_path,
 )
-from fastprobe.exceptions import FastprobeError, UnknownOptionError
+from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptionError
 
 
 @parametrize_with_checks(
@@ -246,9 +246,16 @@ def test_bad_input_is_named():
         RidgeProbe(alphas=[1.0, -1.0]).fit(X, np.arange(5.0))
     with pytest.raises(UnknownOptionError, match="auto, primal, dual"):
         RidgeProbe(mode="cholesky").fit(X, np.arange(5.0))
-    with pytest.raises(ValueError, match="only one class"):
+    # These four once matched only words scikit-learn's generic messages share; each now asserts fastprobe's own.
+    with pytest.raises(
+        InvalidInputError, match=r"^LogisticProbe needs samples of at least 2 classes; y has only one class \(0\.0\)$"
+    ):
         LogisticProbe().fit(X, np.zeros(5))
-    with pytest.raises(ValueError, match="Only binary classification is supported"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"^Only binary classification is supported\. The type of the target is multiclass \(3 classes\); "
+        r"MassMeanProbe separates exactly two classes\.$",
+    ):
         MassMeanProbe().fit(np.eye(6, dtype=np.float32), [0, 1, 2, 0, 1, 2])
     with pytest.raises(FastprobeError, match="class means are identical"):
         MassMeanProbe().fit(X, [0, 1, 0, 1, 0])
@@ -256,9 +263,9 @@ def test_bad_input_is_named():
         FastprobeError, match="no sample varies within its class, so LDA has no direction; set shrinkage"
     ):
         MassMeanProbe(whiten=True).fit(np.eye(4, 8, dtype=np.float32), [0, 1, 0, 1])
-    with pytest.raises(ValueError, match="1 sample"):
+    with pytest.raises(InvalidInputError, match=r"^X has 1 sample\(s\); at least 2 are needed to fit$"):
         RidgeProbe().fit(X[:1], [1.0])
     with pytest.raises(FastprobeError, match="not n_layers = 2 blocks"):
         LayerScaler(n_layers=2).fit(np.ones((4, 5)))
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidInputError, match=r"^X contains NaN at row 0, column 0; every value must be finite$"):
         LogisticProbe().fit(np.array([[np.nan], [1.0]]), [0, 1])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from fastprobe import InvalidInputError, Probe
+from fastprobe import InvalidInputError, Probe, ShapeMismatchError
 from fastprobe.metrics import (
     accuracy_ci,
     auroc,
@@ -81,6 +81,60 @@ def test_threshold_at_fpr_is_the_lowest_that_keeps_the_budget() -> None:
         threshold_at_fpr(control, 1.5)
     with pytest.raises(InvalidInputError, match="the control set is empty"):
         threshold_at_fpr([], 0.1)
+
+
+Y = np.array([1, 0, 1, 0])
+SCORES = np.array([0.9, 0.2, 0.6, 0.4])
+PROBA = np.column_stack([1 - SCORES, SCORES])
+# Each check's message: what the argument must be, then what it got.
+CONFIDENCE = "confidence must be a number strictly between 0 and 1; got "
+N_RESAMPLES = "n_resamples must be an integer >= 1; got "
+ONE_LENGTH = "y_true and y_pred must be two non-empty 1-D arrays of one length; got shapes "
+SCORES_LENGTH = "y_true and scores must be 1-D arrays of one length; got shapes "
+BOTH_CLASSES = "needs both classes in y_true; got "
+PROBA_SHAPE = r"proba must be \(n, n_classes\) with n = len\(y_true\) = "
+N_BINS = "n_bins must be an integer >= 1; got "
+TARGET_FPR = r"target_fpr must be a number in \[0, 1\); got "
+
+
+@pytest.mark.parametrize(
+    ("call", "error", "message"),
+    [
+        # accuracy_ci and auroc_ci share the interval checks
+        (lambda: accuracy_ci(Y, Y, confidence=1.0), InvalidInputError, CONFIDENCE + "1.0"),
+        (lambda: auroc_ci(Y, SCORES, confidence=0), InvalidInputError, CONFIDENCE + "0"),
+        (lambda: accuracy_ci(Y, Y, confidence="0.9"), InvalidInputError, CONFIDENCE + "'0.9'"),
+        (lambda: accuracy_ci(Y, Y, n_resamples=0), InvalidInputError, N_RESAMPLES + "0"),
+        (lambda: auroc_ci(Y, SCORES, n_resamples=10.0), InvalidInputError, N_RESAMPLES + "10.0"),
+        (lambda: accuracy_ci(Y, Y, n_resamples=True), InvalidInputError, N_RESAMPLES + "True"),
+        # accuracy_ci: two non-empty 1-D arrays of one length
+        (lambda: accuracy_ci(Y, Y[:3]), ShapeMismatchError, ONE_LENGTH + r"\(4,\) and \(3,\)"),
+        (lambda: accuracy_ci([], []), ShapeMismatchError, ONE_LENGTH + r"\(0,\) and \(0,\)"),
+        (lambda: accuracy_ci(PROBA, PROBA), ShapeMismatchError, ONE_LENGTH + r"\(4, 2\) and \(4, 2\)"),
+        # auroc and auroc_ci: both classes, and scores of y_true's shape
+        (lambda: auroc([1, 1, 1], [0.1, 0.2, 0.3]), InvalidInputError, "AUROC " + BOTH_CLASSES + "3 labels, 3 of"),
+        (lambda: auroc([0, 0], [0.1, 0.2]), InvalidInputError, "AUROC " + BOTH_CLASSES + "2 labels, 0 of them"),
+        (lambda: auroc_ci([0, 0], [0.1, 0.2]), InvalidInputError, "interval " + BOTH_CLASSES + "2 labels, 0 of"),
+        (lambda: auroc_ci(Y, SCORES[:3]), ShapeMismatchError, SCORES_LENGTH + r"\(4,\) and \(3,\)"),
+        (lambda: auroc_ci(PROBA, PROBA), ShapeMismatchError, SCORES_LENGTH + r"\(4, 2\) and \(4, 2\)"),
+        # expected_calibration_error: proba of shape (len(y_true), n_classes), and the number of bins
+        (lambda: expected_calibration_error(Y, SCORES), ShapeMismatchError, PROBA_SHAPE + r"4; got \(4,\)"),
+        (lambda: expected_calibration_error(Y[:3], PROBA), ShapeMismatchError, PROBA_SHAPE + r"3; got \(4, 2\)"),
+        (lambda: expected_calibration_error(Y, PROBA, n_bins=0), InvalidInputError, N_BINS + "0"),
+        (lambda: expected_calibration_error(Y, PROBA, n_bins=2.5), InvalidInputError, N_BINS + "2.5"),
+        # threshold_at_fpr: a non-empty control set, and a rate in [0, 1)
+        (
+            lambda: threshold_at_fpr([], 0.1),
+            InvalidInputError,
+            r"the control set is empty \(control_scores of shape \(0,\)\)",
+        ),
+        (lambda: threshold_at_fpr(SCORES, -0.1), InvalidInputError, TARGET_FPR + "-0.1"),
+        (lambda: threshold_at_fpr(SCORES, "0.1"), InvalidInputError, TARGET_FPR + "'0.1'"),
+    ],
+)
+def test_every_argument_check_names_what_it_expected_and_what_it_got(call: Any, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        call()
 
 
 def test_evaluate_reports_intervals_calibration_and_a_control_set_threshold() -> None:

@@ -180,7 +180,15 @@ def test_every_classifier_fits_scores_and_round_trips(classifier: str, tmp_path:
     probe = Probe(
         model=tiny_model("llama"), layers="all", classifier=classifier, classifier_kwargs=kwargs, random_state=0
     )
-    with pytest.warns() if classifier in ("svm", "logistic_regression_cv") else _nothing():
+    with (
+        pytest.warns(
+            FutureWarning,  # scikit-learn's deprecations of SVC(probability=True) and LogisticRegressionCV defaults
+            match=r"`probability` parameter was deprecated|default value (for l1_ratios|of the parameter 'scoring') "
+            r"will change|fitted attributes of LogisticRegressionCV will be simplified",
+        )
+        if classifier in ("svm", "logistic_regression_cv")
+        else _nothing()
+    ):
         probe.fit(TRAIN_POS, TRAIN_NEG)
     assert probe.score(TEST, TEST_Y) >= 0.9
     probe.save(tmp_path / "probe.fp")
@@ -401,13 +409,13 @@ def test_warmup_then_fit_runs_no_forward_pass_and_invalidate_cache_reruns(monkey
     probe = Probe(model=model, layers=[1, 2], random_state=0)
     probe.warmup(prompts[0] + prompts[1])
     ran: list[int] = []
-    real = extraction._forward_batches
+    real = extraction.runner.forward_batches
 
     def spy(loaded: Any, texts: Any, *args: Any, **kwargs: Any) -> Any:
         ran.append(len(texts))
         return real(loaded, texts, *args, **kwargs)
 
-    monkeypatch.setattr(extraction, "_forward_batches", spy)
+    monkeypatch.setattr(extraction.runner, "forward_batches", spy)
     probe.fit(*prompts)
     assert ran == []
     probe.fit(*prompts, invalidate_cache=True)
@@ -534,9 +542,9 @@ def test_remote_extraction_retries_with_backoff_then_gives_up(monkeypatch: pytes
     import dataclasses
 
     import fastprobe.extraction as extraction
-    import fastprobe.probe as probe_module
+    import fastprobe.features as features_module
 
-    real_context, real_extract = probe_module._context, extraction.extract_to_store
+    real_context, real_extract = features_module.model_context, extraction.extract_to_store
 
     def remote_context(*args: Any) -> Any:
         ctx = real_context(*args)
@@ -551,16 +559,16 @@ def test_remote_extraction_retries_with_backoff_then_gives_up(monkeypatch: pytes
         return real_extract(*args, **kwargs)
 
     sleeps: list[float] = []
-    monkeypatch.setattr(probe_module, "_context", remote_context)
+    monkeypatch.setattr(features_module, "model_context", remote_context)
     monkeypatch.setattr(extraction, "extract_to_store", flaky)
-    monkeypatch.setattr(probe_module.time, "sleep", sleeps.append)
+    monkeypatch.setattr(features_module.time, "sleep", sleeps.append)
     with pytest.warns(RuntimeWarning, match="remote extraction failed \\(ConnectionError: NDIF dropped"):
         Probe(model=tiny_model("llama"), layers=1).fit(TRAIN_POS, TRAIN_NEG)
     assert sleeps == [1.0, 2.0]
     failures["left"] = 5
     with pytest.warns(RuntimeWarning), pytest.raises(ConnectionError):
         Probe(model=tiny_model("llama"), layers=2, max_retries=1).fit(TRAIN_POS, TRAIN_NEG)
-    monkeypatch.setattr(probe_module, "_context", real_context)
+    monkeypatch.setattr(features_module, "model_context", real_context)
     failures["left"] = 1
     with pytest.raises(ConnectionError):
         Probe(model=tiny_model("llama"), layers=3).fit(TRAIN_POS, TRAIN_NEG)
@@ -602,13 +610,13 @@ def test_the_cache_keeps_pooled_vectors_only_unless_a_pooling_needs_tokens(
     model = tiny_model("llama")
     prompts = TRAIN_POS + TRAIN_NEG
     ran: list[int] = []
-    real = extraction._forward_batches
+    real = extraction.runner.forward_batches
 
     def spy(loaded: Any, texts: Any, *args: Any, **kwargs: Any) -> Any:
         ran.append(len(texts))
         return real(loaded, texts, *args, **kwargs)
 
-    monkeypatch.setattr(extraction, "_forward_batches", spy)
+    monkeypatch.setattr(extraction.runner, "forward_batches", spy)
     fastprobe.set_cache_backend(tmp_path / "auto")
     last = Probe(model=model, layers=[1, 2], random_state=0).fit(TRAIN_POS, TRAIN_NEG)
     store = model_store(model_fingerprint(load_model(model)))
@@ -645,16 +653,16 @@ def test_a_saved_file_is_never_taken_for_a_pickle_and_an_ensemble_file_names_its
     file's first byte is a pickle's, and only the header's "{" tells them apart."""
     from safetensors.numpy import save
 
-    from fastprobe import _persist
+    from fastprobe import serialization
     from fastprobe.ensemble import ProbeEnsemble
 
     for pad in range(256):
-        meta = {"format": _persist.MAGIC, "state": json.dumps({"x": 1}), "pad": "p" * pad}
+        meta = {"format": serialization.MAGIC, "state": json.dumps({"x": 1}), "pad": "p" * pad}
         data = save({"a": np.zeros(1, np.float32)}, metadata=meta)
         if data[0] == 0x80:
             break
     (tmp_path / "x.safetensors").write_bytes(data)
-    kind, doc, _ = _persist.read(tmp_path / "x.safetensors")
+    kind, doc, _ = serialization.read(tmp_path / "x.safetensors")
     assert data[0] == 0x80 and kind == "fastprobe" and doc == {"x": 1}
     model = tiny_model("llama")
     ensemble = ProbeEnsemble([Probe(model=model, layers=1), Probe(model=model, layers=2)]).fit(TRAIN_POS, TRAIN_NEG)

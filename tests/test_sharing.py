@@ -76,9 +76,9 @@ def lm_cache(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _store(model: str):
-    from fastprobe.baselines import _light_context
+    from fastprobe.features import weightless_context
 
-    ctx = _light_context(model, "cpu", "local")
+    ctx = weightless_context(model, "cpu", "local")
     assert ctx is not None
     return ctx.store
 
@@ -105,7 +105,7 @@ def _no_forward(monkeypatch: pytest.MonkeyPatch) -> None:
     def forbidden(*args: object, **kwargs: object) -> None:
         raise AssertionError("a forward pass ran")
 
-    monkeypatch.setattr(extraction, "_forward_batches", forbidden)
+    monkeypatch.setattr(extraction.runner, "forward_batches", forbidden)
 
 
 def _count_forward(monkeypatch: pytest.MonkeyPatch, real: Any) -> list[int]:
@@ -118,7 +118,7 @@ def _count_forward(monkeypatch: pytest.MonkeyPatch, real: Any) -> list[int]:
         ran.append(len(texts))
         return real(loaded, texts, *args, **kwargs)
 
-    monkeypatch.setattr(extraction, "_forward_batches", spy)
+    monkeypatch.setattr(extraction.runner, "forward_batches", spy)
     return ran
 
 
@@ -222,7 +222,7 @@ def test_pull_of_a_pooled_dataset_serves_probes_without_the_model(model, hub, ex
 
     import fastprobe.extraction as extraction
 
-    real_forward = extraction._forward_batches
+    real_forward = extraction.runner.forward_batches
     _no_forward(monkeypatch)
     probe = Probe(model=model, layers=[0, 3], device="cpu").fit(PROMPTS, LABELS)
     np.testing.assert_array_equal(probe.predict_proba(PROMPTS), reference.predict_proba(PROMPTS))
@@ -328,7 +328,7 @@ def test_lmprobe_full_sequence_push_loads_in_fastprobe(model, hub, lm_cache, exa
         push_dataset("me/raw", model, PROMPTS, token=TOKEN, shard_max_bytes=6 * ROW)
         mine = fetch_dataset_metadata("me/raw", token=TOKEN)
     second.stop()
-    from fastprobe.sharing._format import read_index
+    from fastprobe.sharing import read_index
 
     ours_index = read_index(_saved(second, "me/raw", tmp_path / "ours"))
     theirs_index = read_index(_saved(hub, "me/raw", tmp_path / "theirs"))
@@ -488,8 +488,7 @@ def _legacy_full_sequence(hub: HubStandIn, tmp_path: pathlib.Path, repo: str) ->
     from huggingface_hub import HfApi
     from safetensors.numpy import save_file
 
-    from fastprobe.sharing import PARQUET_PATH
-    from fastprobe.sharing._format import embed_metadata
+    from fastprobe.sharing import PARQUET_PATH, embed_metadata
 
     rng = np.random.default_rng(0)
     prompts = ["alpha", "beta", "gamma", "delta", "epsilon"]
@@ -603,8 +602,7 @@ def test_migrate_dataset_agrees_with_lmprobe(hub, tmp_path, monkeypatch):
     from huggingface_hub import HfApi
     from safetensors.numpy import load
 
-    from fastprobe.sharing import fetch_dataset_metadata, migrate_dataset
-    from fastprobe.sharing._format import read_index
+    from fastprobe.sharing import fetch_dataset_metadata, migrate_dataset, read_index
 
     def upload_large_folder(self, repo_id, folder_path, repo_type=None, **kwargs):  # absent from huggingface_hub 2.4
         return self.upload_folder(repo_id=repo_id, folder_path=folder_path, repo_type=repo_type)

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from fastprobe import ActivationStore, FastprobeError, InvalidInputError, UnknownOptionError
-from fastprobe.architectures import anatomy
 from fastprobe.extraction import extract_pooled, extract_to_store, load_model
+from fastprobe.model import anatomy
 from fastprobe.sites import Site, parse_site, resolve_sites, store_ids
 from fastprobe.testing import ARCHITECTURES, tiny_model
 

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import numpy as np
 import pytest
@@ -331,40 +332,78 @@ def test_damaged_index_transaction_is_skipped_and_reported(tmp_path: pathlib.Pat
     assert not fresh.contains(batches[1][0], [0]).any()
 
 
-def _writer(path: str, worker: int, n: int) -> None:
+def _writer(path: str, worker: int, n: int, go: Any, readers_saw: list[Any]) -> None:
     store = ActivationStore(path, dtype="float32")
+    go.wait(timeout=120)
     for b in range(n):
         prompts, tokens, counts = make_batch(1000 * worker + b)
         store.write(prompts, tokens, counts, sites=[0, 1])
+        if b == 0:
+            # Hold on after the first commit until every reader has read a writer's records (or give up after a
+            # while, which the test then reports): readers are sure to read while this writer is still writing.
+            for saw in readers_saw:
+                saw.wait(timeout=120)
 
 
-def _reader(path: str, n: int, queue: mp.Queue) -> None:
+def _check_record(store: ActivationStore, prompt: str, sites: list[int]) -> int:
+    """Check one record against the batch it came from; return the batch's seed."""
+    values, _ = store.read_tokens([prompt], sites)
+    seed = int(prompt.split(" ")[1].split("-")[0])
+    prompts, tokens, counts = make_batch(seed)
+    i = prompts.index(prompt)
+    lo, hi = int(counts[:i].sum()), int(counts[: i + 1].sum())
+    np.testing.assert_array_equal(values, np.hstack([tokens[0, lo:hi], tokens[1, lo:hi]]))
+    return seed
+
+
+def _reader(path: str, ready: Any, saw: Any, writers_done: Any, queue: mp.Queue) -> None:
+    """Read and check every listed record, pass after pass, until the writers are done; report how many writers'
+    records were read in passes that ended before the writers were done, and how many records a last pass found."""
     store = ActivationStore(path)
-    reads = 0
-    for _ in range(n):
-        for prompt, sites, _ in store.prompts():
-            values, _ = store.read_tokens([prompt], sites)
-            seed = int(prompt.split(" ")[1].split("-")[0])
-            prompts, tokens, counts = make_batch(seed)
-            i = prompts.index(prompt)
-            lo, hi = int(counts[:i].sum()), int(counts[: i + 1].sum())
-            np.testing.assert_array_equal(values, np.hstack([tokens[0, lo:hi], tokens[1, lo:hi]]))
-            reads += 1
-    queue.put(reads)
+    ready.set()
+    read_while_writing = 0
+    deadline = time.monotonic() + 240
+    try:
+        while not writers_done.is_set() and time.monotonic() < deadline:
+            seeds = [_check_record(store, prompt, sites) for prompt, sites, _ in store.prompts()]
+            from_writers = sum(seed >= 1000 for seed in seeds)
+            if from_writers and not writers_done.is_set():  # the whole pass ran before the writers were done
+                read_while_writing += from_writers
+                saw.set()
+    finally:
+        saw.set()  # a reader that failed does not keep the writers waiting
+    final = store.prompts()
+    for prompt, sites, _ in final:
+        _check_record(store, prompt, sites)
+    queue.put((read_while_writing, len(final)))
 
 
 def test_two_writers_and_two_readers_at_once(tmp_path: pathlib.Path) -> None:
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     ActivationStore(tmp_path, dtype="float32")
-    procs = [ctx.Process(target=_writer, args=(str(tmp_path), w, 15)) for w in (1, 2)]
-    procs += [ctx.Process(target=_reader, args=(str(tmp_path), 20, queue)) for _ in range(2)]
-    for p in procs:
+    go, writers_done = ctx.Event(), ctx.Event()
+    ready, saw = [ctx.Event(), ctx.Event()], [ctx.Event(), ctx.Event()]
+    readers = [ctx.Process(target=_reader, args=(str(tmp_path), ready[r], saw[r], writers_done, queue)) for r in (0, 1)]
+    writers = [ctx.Process(target=_writer, args=(str(tmp_path), w, 15, go, saw)) for w in (1, 2)]
+    for p in readers + writers:
         p.start()
-    for p in procs:
-        p.join(timeout=120)
-        assert p.exitcode == 0, f"a worker failed or hung (exit code {p.exitcode})"
-    assert queue.get(timeout=5) >= 0 and queue.get(timeout=5) >= 0
+    try:
+        assert all(r.wait(timeout=120) for r in ready), "a reader did not start"
+        go.set()  # the writers commit only once both readers are reading
+        for p in writers:
+            p.join(timeout=240)
+            assert p.exitcode == 0, f"a writer failed or hung (exit code {p.exitcode})"
+    finally:
+        go.set()
+        writers_done.set()
+    for p in readers:
+        p.join(timeout=240)
+        assert p.exitcode == 0, f"a reader failed or hung (exit code {p.exitcode})"
+    results = [queue.get(timeout=5) for _ in readers]
+    for read_while_writing, final in results:
+        assert read_while_writing > 0, "a reader never read a writer's records while the writers were writing"
+        assert final == 2 * 15 * 4, "a reader's open store did not see every commit"
     store = ActivationStore(tmp_path)
     assert store.stats()["prompts"] == 2 * 15 * 4
     assert store.verify() == []
@@ -412,26 +451,38 @@ def test_full_disk_gives_a_clear_error_and_a_consistent_store(tmp_path: pathlib.
 
 def test_kill_during_python_write_keeps_the_store_consistent(tmp_path: pathlib.Path) -> None:
     ActivationStore(tmp_path, dtype="float32")
+    reported = 3  # the child says when each of its first batches has committed, then writes on silently
     script = textwrap.dedent(
         f"""
         import numpy as np
         from fastprobe import ActivationStore
         store = ActivationStore({str(tmp_path)!r})
         rng = np.random.default_rng(0)
-        print("ready", flush=True)
         for b in range(100000):
             tokens = rng.standard_normal((3, 200, 128)).astype(np.float32)
             store.write([f"k {{b}}-{{i}}" for i in range(4)], tokens, [50] * 4, sites=[0, 1, 2])
+            if b < {reported}:
+                print("committed", b + 1, flush=True)
         """
     )
     with subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True) as proc:
-        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
+        assert proc.stdout is not None
+        for b in range(reported):
+            assert proc.stdout.readline().split() == ["committed", str(b + 1)], "the child failed before committing"
+        time.sleep(0.2)  # let it go on writing, so that the kill lands in the middle of a later batch
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     store = ActivationStore(tmp_path)
     assert store.verify() == []
-    assert all(sites == [0, 1, 2] for _, sites, _ in store.prompts())
+    present = store.prompts()
+    assert len(present) >= 4 * reported, "the batches the child reported committed are gone"
+    assert all(sites == [0, 1, 2] for _, sites, _ in present)
+    rng = np.random.default_rng(0)  # the child's first batches, as it drew them
+    for b in range(reported):
+        tokens = rng.standard_normal((3, 200, 128)).astype(np.float32)
+        values, offsets = store.read_tokens([f"k {b}-{i}" for i in range(4)], [0, 1, 2])
+        np.testing.assert_array_equal(offsets, [0, 50, 100, 150, 200])
+        np.testing.assert_array_equal(values, np.hstack([tokens[0], tokens[1], tokens[2]]))
 
 
 def test_cache_functions_and_environment(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,7 +121,9 @@ def test_bad_layers_and_targets_are_named():
     bad[2, 7, 4] = np.inf
     with pytest.raises(InvalidInputError, match="layer 2: X contains inf at row 7, column 4"):
         fit_layers(bad, y, LogisticProbe(), standardize=False, progress=False)
-    with pytest.raises(ValueError, match="only one class"):
+    with pytest.raises(
+        InvalidInputError, match=r"^LogisticProbe needs samples of at least 2 classes; y has only one class \(0\)$"
+    ):
         fit_layers(X, np.zeros(len(y), dtype=int), LogisticProbe(), progress=False)
     with pytest.raises(InvalidInputError, match="workers must be a positive integer"):
         fit_layers(X, y, LogisticProbe(), workers=0, progress=False)

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
+import fastprobe.extraction.perplexity as perplexity_home
+import fastprobe.features as features_module
 import fastprobe.perplexity as perplexity_module
-import fastprobe.probe as probe_module
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 from fastprobe.store import set_cache_backend
 from fastprobe.testing import tiny_model
@@ -65,7 +66,7 @@ def _no_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> None:
         raise AssertionError("the model's weights were loaded")
 
-    monkeypatch.setattr(probe_module, "_context", refuse)
+    monkeypatch.setattr(features_module, "model_context", refuse)
 
 
 # ---------------------------------------------------------------------------------------------- WarmupStats
@@ -237,7 +238,7 @@ def test_all_position_logits_are_each_prompts_real_tokens(padding_side: str, exa
 def test_perplexity_and_logits_come_from_one_shared_pass(exact_cache: object, monkeypatch: pytest.MonkeyPatch) -> None:
     model = tiny_model("llama")
     cache = UnifiedCache(model, layers=[0], device="cpu", batch_size=3, cache_logits=True, logit_top_k=2)
-    ctx = cache._full_context()
+    ctx = features_module.model_context(model, "cpu", None, "local", False)
     calls: list[int] = []
     handle = perplexity_module.causal_lm(ctx).register_forward_pre_hook(
         lambda _m, args, kwargs: calls.append(len(kwargs["input_ids"])), with_kwargs=True
@@ -256,7 +257,7 @@ def test_perplexity_and_logits_come_from_one_shared_pass(exact_cache: object, mo
     def refuse(*args: Any) -> None:
         raise AssertionError("perplexity computed again")
 
-    monkeypatch.setattr(perplexity_module, "compute_perplexity", refuse)
+    monkeypatch.setattr(perplexity_home, "compute_perplexity", refuse)
     np.testing.assert_allclose(
         perplexity_module.perplexity_features(ctx, PROMPTS), cache.get_perplexity(PROMPTS), rtol=1e-6
     )

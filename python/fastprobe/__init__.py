@@ -37,7 +37,6 @@ from fastprobe.exceptions import (
     UnsupportedMethodError,
 )
 from fastprobe.model import clear_model_cache
-from fastprobe.pooling import pool, pool_ragged
 from fastprobe.probe import LayerSweepResult, LinearProbe, Probe
 from fastprobe.profiling import is_profiling, set_profiling
 from fastprobe.store import (
@@ -59,16 +58,17 @@ from fastprobe.store import (
     set_cache_limit,
     set_cache_tokens,
 )
+from fastprobe.store.pooling import pool, pool_ragged
 
 __version__: str = _core.__version__
 
 #: Names imported on first use, and the module that defines each.
 _LAZY: dict[str, str] = {
-    "PerLayerScaler": "fastprobe.scaling",
+    "PerLayerScaler": "fastprobe.estimators",
     "UnifiedCache": "fastprobe.unified_cache",
     "WarmupStats": "fastprobe.unified_cache",
     "CachedLogits": "fastprobe.unified_cache",
-    "cuml_available": "fastprobe.classifiers",
+    "cuml_available": "fastprobe.estimators",
     "DatasetMetadata": "fastprobe.sharing",
     "fetch_dataset_metadata": "fastprobe.sharing",
     "load_activation_dataset": "fastprobe.sharing",

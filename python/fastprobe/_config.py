@@ -1,10 +1,30 @@
-"""Process-wide settings that are not about the cache: the number of CPU threads."""
+"""Process-wide configuration: fastprobe's cache root, its environment variables, and the number of CPU threads.
+
+Every ``FASTPROBE_<NAME>`` setting is read by :func:`env`, which falls back to lmprobe's ``LMPROBE_<NAME>`` when the
+fastprobe name is unset. The readers of the cache's settings (:func:`env_cache_dir`, :func:`env_cache_dtype`,
+:func:`env_cache_limit_bytes`, :func:`env_cache_tokens`) give what the environment says; the settings made in code
+(:func:`fastprobe.store.set_cache_backend` and the others) take precedence over them in :mod:`fastprobe.store`.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
-__all__ = ["set_max_threads"]
+from fastprobe import _core
+from fastprobe.exceptions import InvalidInputError, UnknownOptionError
+
+__all__ = [
+    "CACHE_TOKENS_MODES",
+    "THREAD_VARIABLES",
+    "cache_root",
+    "env",
+    "env_cache_dir",
+    "env_cache_dtype",
+    "env_cache_limit_bytes",
+    "env_cache_tokens",
+    "set_max_threads",
+]
 
 #: The environment variables of the thread pools torch and the BLAS libraries read when they start.
 THREAD_VARIABLES: tuple[str, ...] = (
@@ -13,6 +33,110 @@ THREAD_VARIABLES: tuple[str, ...] = (
     "OPENBLAS_NUM_THREADS",
     "NUMEXPR_NUM_THREADS",
 )
+#: Values of :func:`fastprobe.store.set_cache_tokens` (and of ``FASTPROBE_CACHE_TOKENS``).
+CACHE_TOKENS_MODES: tuple[str, ...] = ("auto", "always")
+
+
+def cache_root() -> Path:
+    """Return fastprobe's cache directory.
+
+    ``FASTPROBE_HOME`` if set, else ``$XDG_CACHE_HOME/fastprobe``, else ``~/.cache/fastprobe``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    if home := os.environ.get("FASTPROBE_HOME"):
+        return Path(home)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "fastprobe"
+
+
+def env(name: str) -> str | None:
+    """Return the setting ``FASTPROBE_<name>``, else lmprobe's ``LMPROBE_<name>``; None when neither is set (or empty).
+
+    Parameters
+    ----------
+    name : str
+        The setting's name without its prefix, e.g. ``"CACHE_DIR"``.
+
+    Returns
+    -------
+    str or None
+    """
+    return os.environ.get(f"FASTPROBE_{name}") or os.environ.get(f"LMPROBE_{name}")
+
+
+def env_cache_dir() -> Path:
+    """Return the activation cache's root the environment names: ``FASTPROBE_CACHE_DIR``, else the default.
+
+    The default is ``cache_root() / "activations"``.
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    value = env("CACHE_DIR")
+    return Path(value) if value else cache_root() / "activations"
+
+
+def env_cache_dtype() -> str:
+    """Return the storage dtype of new cache stores the environment names: ``FASTPROBE_CACHE_DTYPE``, else float16.
+
+    Returns
+    -------
+    str
+
+    Raises
+    ------
+    UnknownOptionError
+        If the variable names no storage dtype.
+    """
+    value = env("CACHE_DTYPE")
+    dtypes = tuple(_core.STORAGE_DTYPES)
+    if value and value not in dtypes:
+        raise UnknownOptionError(f"FASTPROBE_CACHE_DTYPE={value!r}; expected one of: {', '.join(dtypes)}")
+    return value or "float16"
+
+
+def env_cache_limit_bytes() -> int | None:
+    """Return the cache's byte budget the environment sets (``FASTPROBE_CACHE_MAX_GB``, in GiB); None: unlimited.
+
+    Returns
+    -------
+    int or None
+
+    Raises
+    ------
+    InvalidInputError
+        If the variable is not a number.
+    """
+    value = env("CACHE_MAX_GB")
+    if not value:
+        return None
+    try:
+        return int(float(value) * 1024**3)
+    except ValueError:
+        raise InvalidInputError(f"FASTPROBE_CACHE_MAX_GB must be a number of gigabytes; got {value!r}") from None
+
+
+def env_cache_tokens() -> str:
+    """Return what probes cache by the environment: ``FASTPROBE_CACHE_TOKENS``, else ``"auto"``.
+
+    Returns
+    -------
+    str
+        One of :data:`CACHE_TOKENS_MODES`.
+
+    Raises
+    ------
+    UnknownOptionError
+        If the variable names no mode.
+    """
+    mode = env("CACHE_TOKENS") or "auto"
+    if mode not in CACHE_TOKENS_MODES:
+        raise UnknownOptionError(f"FASTPROBE_CACHE_TOKENS={mode!r}; expected one of: {', '.join(CACHE_TOKENS_MODES)}")
+    return mode
 
 
 def set_max_threads(n: int) -> None:
@@ -32,8 +156,6 @@ def set_max_threads(n: int) -> None:
         If ``n`` is not an integer >= 1.
     """
     import torch
-
-    from fastprobe.exceptions import InvalidInputError
 
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInputError(f"set_max_threads takes an integer >= 1; got {n!r}")

@@ -8,6 +8,8 @@ benign traffic (:func:`threshold_at_fpr`). :meth:`fastprobe.Probe.evaluate` repo
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -19,16 +21,24 @@ __all__ = [
     "auroc",
     "auroc_ci",
     "bootstrap_indices",
+    "classification_metrics",
+    "eval_hash",
     "expected_calibration_error",
     "threshold_at_fpr",
 ]
 
 
+# ---------------------------------------------------------------------------------------------- private helpers
+# Used by the metric functions of this module only; other modules call the public functions.
+
+
 def _rng(random_state: Any) -> np.random.Generator:
+    """Return ``random_state`` itself when it is a Generator (so that successive calls draw on), else a new one."""
     return random_state if isinstance(random_state, np.random.Generator) else np.random.default_rng(random_state)
 
 
 def _check_interval(confidence: float, n_resamples: int) -> None:
+    """Raise InvalidInputError unless ``confidence`` lies strictly in (0, 1) and ``n_resamples`` is an int >= 1."""
     if not (isinstance(confidence, (int, float)) and 0 < confidence < 1):
         raise InvalidInputError(f"confidence must be a number strictly between 0 and 1; got {confidence!r}")
     if isinstance(n_resamples, bool) or not isinstance(n_resamples, (int, np.integer)) or n_resamples < 1:
@@ -52,6 +62,7 @@ def bootstrap_indices(n: int, n_resamples: int, random_state: Any = None) -> np.
 
 
 def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """Return the two percentiles of ``values`` that bound its central ``confidence`` fraction."""
     tail = (1 - confidence) / 2 * 100
     lo, hi = np.percentile(values, [tail, 100 - tail])
     return float(lo), float(hi)
@@ -74,13 +85,26 @@ def accuracy_ci(
     (low, high) : tuple of float
     """
     _check_interval(confidence, n_resamples)
-    correct = np.asarray(y_true) == np.asarray(y_pred)
-    if correct.ndim != 1 or correct.size == 0:
+    truth, pred = np.asarray(y_true), np.asarray(y_pred)
+    try:
+        correct = truth == pred
+    except ValueError:  # shapes that do not broadcast
+        correct = None
+    if correct is None or correct.ndim != 1 or correct.size == 0:
         raise ShapeMismatchError(
-            f"y_true and y_pred must be two non-empty 1-D arrays of one length; got {correct.shape}"
+            f"y_true and y_pred must be two non-empty 1-D arrays of one length; got shapes {truth.shape} and "
+            f"{pred.shape}"
         )
     idx = bootstrap_indices(len(correct), n_resamples, random_state)
     return _percentiles(correct[idx].mean(axis=1), confidence)
+
+
+def _both_classes(positive: np.ndarray, what: str) -> None:
+    """Raise InvalidInputError naming what it got unless the binary labels ``positive`` hold both classes."""
+    if positive.all() or not positive.any():
+        raise InvalidInputError(
+            f"{what} needs both classes in y_true; got {positive.size} labels, {int(positive.sum())} of them positive"
+        )
 
 
 def _rank_auroc(positive: np.ndarray, scores: np.ndarray) -> np.ndarray:
@@ -107,8 +131,7 @@ def auroc(y_true: Any, scores: Any) -> float:
     float
     """
     positive = np.asarray(y_true).astype(bool)
-    if positive.all() or not positive.any():
-        raise InvalidInputError("AUROC needs both classes in y_true")
+    _both_classes(positive, "AUROC")
     return float(_rank_auroc(positive, np.asarray(scores, dtype=np.float64)))
 
 
@@ -134,9 +157,10 @@ def auroc_ci(
     positive = np.asarray(y_true).astype(bool)
     s = np.asarray(scores, dtype=np.float64)
     if positive.shape != s.shape or positive.ndim != 1:
-        raise ShapeMismatchError(f"y_true {positive.shape} and scores {s.shape} must be 1-D arrays of one length")
-    if positive.all() or not positive.any():
-        raise InvalidInputError("an AUROC interval needs both classes in y_true")
+        raise ShapeMismatchError(
+            f"y_true and scores must be 1-D arrays of one length; got shapes {positive.shape} and {s.shape}"
+        )
+    _both_classes(positive, "an AUROC interval")
     idx = bootstrap_indices(len(s), n_resamples, random_state)
     values = _rank_auroc(positive[idx], s[idx])
     return _percentiles(values[np.isfinite(values)], confidence)
@@ -198,9 +222,56 @@ def threshold_at_fpr(control_scores: Any, target_fpr: float) -> tuple[float, flo
     """
     s = np.sort(np.asarray(control_scores, dtype=np.float64).ravel())[::-1]
     if s.size == 0:
-        raise InvalidInputError("the control set is empty; give at least one control example")
+        raise InvalidInputError(
+            f"the control set is empty (control_scores of shape {np.shape(control_scores)}); give at least one control "
+            "example"
+        )
     if not (isinstance(target_fpr, (int, float)) and 0 <= target_fpr < 1):
         raise InvalidInputError(f"target_fpr must be a number in [0, 1); got {target_fpr!r}")
     allowed = int(np.floor(target_fpr * s.size + 1e-9))
     threshold = float(s[allowed])  # scores strictly above the (allowed + 1)-th largest: at most `allowed` of them
     return threshold, float(np.mean(s > threshold))
+
+
+def classification_metrics(y: Any, pred: Any, proba: Any, classes: Any) -> dict[str, Any]:
+    """Compute accuracy, f1, precision and recall, and the AUROC when there are probabilities.
+
+    f1, precision and recall are those of ``classes[1]`` for two classes, macro averages beyond; the AUROC needs at
+    least two classes in ``y``.
+
+    Parameters
+    ----------
+    y, pred : array-like of shape (n,)
+        True and predicted labels.
+    proba : array-like of shape (n, n_classes) or None
+        Class probabilities, columns in ``classes`` order.
+    classes : array-like
+        The classifier's classes.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``f1``, ``precision``, ``recall``, and ``auroc`` where it is defined.
+    """
+    from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score, roc_auc_score
+
+    binary = len(classes) == 2
+    avg: dict[str, Any] = {"average": "binary", "pos_label": classes[1]} if binary else {"average": "macro"}
+    out: dict[str, Any] = {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1": float(f1_score(y, pred, zero_division=0, **avg)),
+        "precision": float(precision_score(y, pred, zero_division=0, **avg)),
+        "recall": float(recall_score(y, pred, zero_division=0, **avg)),
+    }
+    if proba is not None and len(np.unique(y)) >= 2:
+        if binary:
+            out["auroc"] = float(roc_auc_score(np.asarray(y) == classes[1], np.asarray(proba)[:, 1]))
+        elif set(np.unique(y).tolist()) <= set(np.asarray(classes).tolist()):
+            out["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+    return out
+
+
+def eval_hash(prompts: Sequence[str], labels: Any) -> str:
+    """Identify an evaluation set: SHA-256 of its sorted prompts and labels (lmprobe's formula), ``"sha256:..."``."""
+    combined = "\n".join(sorted(list(prompts) + [str(v) for v in np.asarray(labels).tolist()]))
+    return "sha256:" + hashlib.sha256(combined.encode()).hexdigest()

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from fastprobe._config import cache_root
 from fastprobe.exceptions import FastprobeError
 
 __all__ = ["SMOLLM2_GGUF", "cache_root", "smollm2"]
@@ -21,21 +22,6 @@ __all__ = ["SMOLLM2_GGUF", "cache_root", "smollm2"]
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _SMOLLM2_DIR = "SmolLM2-135M-Instruct"
 _COMPLETE = ".fastprobe-complete"
-
-
-def cache_root() -> Path:
-    """Return fastprobe's cache directory.
-
-    ``FASTPROBE_HOME`` if set, else ``$XDG_CACHE_HOME/fastprobe``, else ``~/.cache/fastprobe``.
-
-    Returns
-    -------
-    pathlib.Path
-    """
-    if env := os.environ.get("FASTPROBE_HOME"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "fastprobe"
 
 
 def _gguf_dir() -> Path:

@@ -23,8 +23,15 @@ from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import _check_sample_weight, check_consistent_length
 
 from fastprobe import _core
-from fastprobe.estimators import LayerScaler, LogisticProbe, MassMeanProbe, RidgeClassifierProbe, RidgeProbe
-from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
+from fastprobe.estimators import (
+    LayerScaler,
+    LogisticProbe,
+    MassMeanProbe,
+    RidgeClassifierProbe,
+    RidgeProbe,
+    solver_plan,
+)
+from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, ShapeMismatchError
 from fastprobe.sites import SiteSpec, store_ids
 from fastprobe.store import ActivationStore
 
@@ -64,6 +71,11 @@ def _as_layers(layers: Any) -> StoreLayers | list[np.ndarray]:
     if isinstance(layers, StoreLayers):
         if len(layers) == 0:
             raise InvalidInputError("StoreLayers has no sites; give at least one layer to sweep")
+        if not isinstance(layers.pooling, str):
+            raise ArgumentTypeError(
+                f"StoreLayers pooling must be a pooling name, one of: {', '.join(_core.POOLING_METHODS)}; "
+                f"got {layers.pooling!r} ({type(layers.pooling).__name__})"
+            )
         return layers
     if isinstance(layers, np.ndarray) and layers.ndim != 3:
         raise ShapeMismatchError(
@@ -122,6 +134,8 @@ def fit_layers(
     ------
     InvalidInputError, ShapeMismatchError
         For empty or mismatched layers, or bad targets; a layer's own bad values are named with its index.
+    UnknownOptionError, ArgumentTypeError
+        For a :class:`StoreLayers` pooling that is not a pooling name.
     MissingActivationsError
         When a prompt is not stored at a site.
 
@@ -156,7 +170,7 @@ def fit_layers(
                     source, y, estimator, w, standardize, n_threads, workers, lambda _layer: bar.update()
                 )
             except InvalidInputError:
-                if not (isinstance(estimator, MassMeanProbe) and estimator._lda_fallback()):
+                if not (isinstance(estimator, MassMeanProbe) and estimator.lda_fallback):
                     raise
                 bar.reset()  # a singular within-class covariance: each layer's fit inverts it in numpy
         return _python_sweep(source, y, estimator, w, standardize, n_threads, bar.update)
@@ -181,9 +195,9 @@ def _rust_sweep(
     on_layer: Any,
 ) -> list[Any]:
     template = clone(estimator)
-    plan = template._plan(y)
+    plan = solver_plan(template, y)
     if isinstance(source, StoreLayers):
-        src: Any = (source.store._inner, list(source.prompts), store_ids(source.sites), source.pooling)
+        src: Any = (source.store.native, list(source.prompts), store_ids(source.sites), source.pooling)
     else:
         src = source
     raws = _core.sweep_layers(

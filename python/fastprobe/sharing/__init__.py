@@ -34,7 +34,14 @@ Differences from lmprobe (each deliberate):
 
 from __future__ import annotations
 
-from fastprobe.sharing._format import DEFAULT_SHARD_BYTES, FORMAT_VERSION, INFO_FILENAME, PARQUET_PATH
+from fastprobe.sharing._format import (
+    DEFAULT_SHARD_BYTES,
+    FORMAT_VERSION,
+    INFO_FILENAME,
+    PARQUET_PATH,
+    embed_metadata,
+    read_index,
+)
 from fastprobe.sharing._maintain import migrate_dataset, upgrade_dataset_format
 from fastprobe.sharing._push import push_dataset
 from fastprobe.sharing._read import (
@@ -51,11 +58,13 @@ __all__ = [
     "INFO_FILENAME",
     "PARQUET_PATH",
     "DatasetMetadata",
+    "embed_metadata",
     "fetch_dataset_metadata",
     "load_activation_dataset",
     "load_activations",
     "migrate_dataset",
     "pull_dataset",
     "push_dataset",
+    "read_index",
     "upgrade_dataset_format",
 ]

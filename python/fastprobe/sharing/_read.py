@@ -200,7 +200,7 @@ class OpenDataset:
                 f"pooling={pooling!r} needs every token, but dataset {self.repo_id!r} stores only the last-token "
                 "vector of each prompt (storage 'pooled', pooling 'last_token'); use pooling='last_token'"
             )
-        from fastprobe.pooling import pool_ragged
+        from fastprobe.store.pooling import pool_ragged
 
         addresses, offsets = self.token_addresses(rows)
         return pool_ragged(self.gather(layer, addresses), offsets, pooling)

@@ -20,10 +20,10 @@ def _light(model: str, revision: str | None = None) -> Any:
 
     None when the model's files are not on this machine (or it cannot be described without loading it).
     """
-    from fastprobe.baselines import _light_context
+    from fastprobe.features import weightless_context
 
     try:
-        return _light_context(model, "cpu", "local", revision)
+        return weightless_context(model, "cpu", "local", revision)
     except Exception:  # an unusual model: no store to name
         return None
 
@@ -41,14 +41,14 @@ def source_store(model_name: str, prompts: list[str]) -> tuple[ActivationStore |
     cached : dict
         For each prompt of ``prompts`` in that store: its residual layers and token count.
     """
-    from fastprobe.store import _model_dirs, _open
+    from fastprobe.store import model_dirs, open_store
 
     candidates: list[ActivationStore] = []
     light = _light(model_name)
     if light is not None:
         candidates.append(light.store)
-    for d, _fp in _model_dirs(model_name):
-        store = _open(d)
+    for d, _fp in model_dirs(model_name):
+        store = open_store(d)
         if all(os.fspath(store.path) != os.fspath(c.path) for c in candidates):
             candidates.append(store)
     wanted = set(prompts)
@@ -99,7 +99,7 @@ def target_store(info: dict[str, Any]) -> tuple[ActivationStore | None, str, Tok
         )
 
     def count(prompts: list[str]) -> list[int]:
-        from fastprobe.extraction import tokenize
+        from fastprobe.model.tokens import tokenize
 
         return [len(r["input_ids"]) for r in tokenize(ctx.loaded, prompts)]
 

@@ -1,0 +1,392 @@
+"""The runner: batch prompts by length, install a plan's hooks, run the passes, halve batches that run out of memory.
+
+:func:`forward_batches` is the forward loop every extraction goes through (looked up on this module at call time,
+so a test can replace it to count forward passes); :func:`generate_batches` drives ``model.generate`` with the same
+hooks and yields what they captured at each step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from fastprobe.exceptions import FastprobeError, InvalidInputError
+from fastprobe.extraction.nnsight import first_tensor, module_paths, trace_batch
+from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, Read, build_plan
+from fastprobe.model import LoadedModel, accepts_kwarg, causal_lm, pad_batch, tokenize
+from fastprobe.sites import Site
+
+__all__ = ["Generation", "StopForward", "check_batch_size", "forward_batches", "generate_batches", "install_hooks"]
+
+
+class StopForward(Exception):
+    """Raised by the last hook a pass needs, to end the forward pass early."""
+
+
+def check_batch_size(batch_size: Any) -> None:
+    """Refuse a batch size that is not a positive int.
+
+    Raises
+    ------
+    InvalidInputError
+    """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be a positive int; got {batch_size!r}")
+
+
+def _oom_errors() -> tuple[type[BaseException], ...]:
+    import torch
+
+    return (getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError),)
+
+
+class _Capture:
+    """What the hooks of one pass captured; with ``stop``, the pass ends as soon as every read has fired."""
+
+    def __init__(self, plan: ExtractionPlan, stop: bool) -> None:
+        self.captured: dict[tuple[str, int], Any] = {}
+        self.needed = plan.needed
+        self.stop = stop
+
+    def keep(self, key: tuple[str, int], value: Any) -> None:
+        self.captured[key] = value
+        if self.stop and self.needed.issubset(self.captured):
+            raise StopForward
+
+    def check(self, model: Any, captured: dict[tuple[str, int], Any]) -> None:
+        if not self.needed.issubset(captured):
+            missing = sorted(k for k in self.needed if k not in captured)
+            raise FastprobeError(f"the forward pass of {type(model).__name__} never reached {missing}")
+
+
+def _read_hook(read: Read, state: _Capture) -> tuple[bool, Callable[..., None]]:
+    """Return (is a pre-hook with kwargs, the hook) that captures one read."""
+    kind, layer = read.key
+    if kind == "embed":
+        return True, lambda _m, args, kwargs: state.keep(read.key, args[0] if args else kwargs["hidden_states"])
+    if kind != "proj":
+        return False, lambda _m, _i, output: state.keep(read.key, first_tensor(output))
+
+    def on_proj(_m: Any, inputs: Any, output: Any) -> None:
+        if read.want_in:
+            state.captured[("proj_in", layer)] = inputs[0]
+        if read.want_out:
+            state.captured[("proj_out", layer)] = output
+        state.keep(read.key, None)
+
+    return False, on_proj
+
+
+def _replace_output(fn: Callable[[Any], Any]) -> Callable[..., Any]:
+    def hook(_m: Any, _inputs: Any, output: Any) -> Any:
+        if isinstance(output, tuple):
+            return (fn(output[0]), *output[1:])
+        if isinstance(output, list):
+            return [fn(output[0]), *output[1:]]
+        return fn(output)
+
+    return hook
+
+
+def _replace_input(fn: Callable[[Any], Any]) -> Callable[..., Any]:
+    def hook(_m: Any, args: Any, kwargs: Any) -> Any:
+        if args:
+            return (fn(args[0]), *args[1:]), kwargs
+        return args, {**kwargs, "hidden_states": fn(kwargs["hidden_states"])}
+
+    return hook
+
+
+def install_hooks(plan: ExtractionPlan, state: _Capture) -> list[Any]:
+    """Register the plan's interventions, then its reads (so a read sees a replaced value); return the handles."""
+    handles = []
+    for module, side, fn in plan.changes:
+        if side == "output":
+            handles.append(module.register_forward_hook(_replace_output(fn)))
+        else:
+            handles.append(module.register_forward_pre_hook(_replace_input(fn), with_kwargs=True))
+    for read in plan.reads:
+        pre, hook = _read_hook(read, state)
+        if pre:
+            handles.append(read.module.register_forward_pre_hook(hook, with_kwargs=True))
+        else:
+            handles.append(read.module.register_forward_hook(hook))
+    return handles
+
+
+def _length_order(prompts: Sequence[str], rows: list[dict[str, list[int]]]) -> list[int]:
+    """Prompt indices sorted by (token length, text): little padding, shared prefixes side by side."""
+    return sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
+
+
+class _Chunks:
+    """The batches still to run, as a stack; an out-of-memory error re-splits the rest at half the size."""
+
+    def __init__(self, order: list[int], size: int) -> None:
+        self.size = size
+        self._stack = self._split(order)
+
+    def _split(self, order: list[int]) -> list[list[int]]:
+        stack = [order[i : i + self.size] for i in range(0, len(order), self.size)]
+        stack.reverse()  # the next batch is at the end
+        return stack
+
+    def __bool__(self) -> bool:
+        return bool(self._stack)
+
+    def pop(self) -> list[int]:
+        return self._stack.pop()
+
+    def halve(self, chunk: list[int]) -> None:
+        """Put ``chunk`` back in front of the rest, everything in batches of half its size."""
+        self.size = max(1, len(chunk) // 2)
+        rest = [i for c in reversed(self._stack) for i in c]
+        self._stack = self._split(list(chunk) + rest)
+
+
+class _Progress:
+    """A progress bar of prompts, with tokens per second beside it."""
+
+    def __init__(self, total: int, desc: str, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc=desc, unit="prompt", disable=not enabled, dynamic_ncols=True)
+        self.tokens = 0
+
+    def update(self, prompts: int, tokens: int) -> None:
+        self.tokens += tokens
+        self.bar.update(prompts)
+        elapsed = self.bar.format_dict.get("elapsed") or 0.0
+        if elapsed > 0:
+            self.bar.set_postfix(tokens_per_s=f"{self.tokens / elapsed:,.0f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _out_of_memory(loaded: LoadedModel, chunk: list[int], rows: list[dict[str, list[int]]], err: BaseException) -> None:
+    """Refuse a single prompt that does not fit; otherwise warn that the batch size is halved."""
+    import torch
+
+    if len(chunk) == 1:
+        raise FastprobeError(
+            f"out of memory on {loaded.device} running a single prompt of "
+            f"{len(rows[chunk[0]]['input_ids'])} tokens; use a smaller dtype or another device"
+        ) from err
+    warnings.warn(
+        f"out of memory on {loaded.device} with a batch of {len(chunk)} prompts; retrying with "
+        f"batch_size={max(1, len(chunk) // 2)}",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _run_pass(
+    loaded: LoadedModel, batch: dict[str, Any], plan: ExtractionPlan, state: _Capture, paths: dict[int, str]
+) -> dict[tuple[str, int], Any]:
+    import torch
+
+    state.captured.clear()
+    with torch.inference_mode():
+        if loaded.backend == "nnsight":
+            return trace_batch(loaded, batch, plan, paths)
+        try:
+            loaded.model(**batch, use_cache=False)
+        except StopForward:
+            pass
+    return dict(state.captured)
+
+
+def forward_batches(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    sites: Sequence[Site],
+    batch_size: int = 8,
+    progress: bool = True,
+    *,
+    interventions: Sequence[Intervention] = (),
+) -> Iterator[Captured]:
+    """Yield one :class:`~fastprobe.extraction.plan.Captured` per forward pass, prompts batched by (token length, text).
+
+    Hooks capture what ``sites`` need; the pass stops as soon as the last of them has fired (no later module, no
+    language-model head, no KV cache). A CUDA out-of-memory error halves the batch size and retries.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    prompts : sequence of str
+    sites : sequence of Site
+        Resolved sites (:func:`fastprobe.sites.resolve_sites`).
+    batch_size : int, default=8
+    progress : bool, default=True
+    interventions : sequence of Intervention, default=()
+        Modules whose input or output the passes replace (local backend only).
+
+    Raises
+    ------
+    InvalidInputError
+        For a bad batch size or prompt, or interventions on the nnsight backend.
+    FastprobeError
+        If a single prompt runs out of memory, or the pass never reaches a site.
+    """
+    check_batch_size(batch_size)
+    plan = build_plan(loaded.model, list(sites), interventions)
+    if plan.changes and loaded.backend != "local":
+        raise InvalidInputError(f"interventions run on the local backend; this model uses {loaded.backend!r}")
+    rows = tokenize(loaded, prompts)
+    chunks = _Chunks(_length_order(prompts, rows), batch_size)
+    state = _Capture(plan, stop=True)
+    handles = install_hooks(plan, state) if loaded.backend == "local" else []
+    paths = module_paths(loaded.model) if loaded.backend == "nnsight" else {}
+    use_positions = accepts_kwarg(loaded.model, "position_ids")
+    meter = _Progress(len(prompts), "extracting", progress)
+    try:
+        while chunks:
+            chunk = chunks.pop()
+            batch = pad_batch(loaded, [rows[i] for i in chunk])
+            if not use_positions:
+                batch.pop("position_ids")
+            batch = {k: v.to("cpu" if loaded.remote else loaded.device) for k, v in batch.items()}
+            try:
+                captured = _run_pass(loaded, batch, plan, state, paths)
+            except _oom_errors() as err:
+                state.captured.clear()
+                del batch
+                _out_of_memory(loaded, chunk, rows, err)
+                chunks.halve(chunk)
+                continue
+            state.check(loaded.model, captured)
+            mask = batch["attention_mask"].bool()
+            yield Captured(np.asarray(chunk, dtype=np.int64), mask, captured, plan.body)
+            state.captured.clear()
+            meter.update(len(chunk), int(mask.sum()))
+    finally:
+        for h in handles:
+            h.remove()
+        meter.close()
+
+
+@dataclass
+class Generation:
+    """What one batch of :func:`generate_batches` gave.
+
+    Attributes
+    ----------
+    idx : numpy.ndarray
+        The batch's prompts (indices into the prompts given).
+    sequences : torch.Tensor of shape (B, S + new tokens)
+        ``model.generate``'s output: the left-padded prompts, then the generated tokens.
+    prompt_mask : torch.Tensor of shape (B, S), bool
+        The prompts' real tokens.
+    steps : list of Captured
+        One per forward pass of the generation, in order: the first over the prompts, each later one over what it
+        was fed (with a KV cache, the one token generated before it). Each step's ``mask`` covers its own tokens;
+        as in ``generate``, a token fed after a sequence has ended (its padding) counts as real.
+    """
+
+    idx: np.ndarray
+    sequences: Any
+    prompt_mask: Any
+    steps: list[Captured]
+
+
+def _step_hooks(lm: Any, state: _Capture, fed: list[int], steps: list[dict[tuple[str, int], Any]]) -> list[Any]:
+    """Hooks on the whole model that note each step's input length and close its captures."""
+
+    def before(_m: Any, args: Any, kwargs: Any) -> None:
+        ids = kwargs.get("input_ids", args[0] if args else None)
+        fed.append(int(ids.shape[1]))
+        state.captured.clear()
+
+    def after(_m: Any, _inputs: Any, _output: Any) -> None:
+        state.check(lm, state.captured)
+        steps.append(dict(state.captured))
+
+    return [lm.register_forward_pre_hook(before, with_kwargs=True), lm.register_forward_hook(after)]
+
+
+def generate_batches(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    sites: Sequence[Site],
+    batch_size: int = 8,
+    progress: bool = True,
+    *,
+    interventions: Sequence[Intervention] = (),
+    **generate_kwargs: Any,
+) -> Iterator[Generation]:
+    """Run ``model.generate`` over the prompts (batched by length, padded on the left), capturing ``sites`` each step.
+
+    The model with its language-model head (:func:`fastprobe.model.causal_lm`) generates; the plan's hooks
+    (captures and ``interventions``) are installed on it for the whole generation, and never stop a pass early.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+        A local model with its files (``backend="local"``).
+    prompts : sequence of str
+    sites : sequence of Site
+    batch_size : int, default=8
+    progress : bool, default=True
+    interventions : sequence of Intervention, default=()
+    **generate_kwargs
+        Passed to ``generate`` (``max_new_tokens``, ``do_sample``, ...); ``pad_token_id`` defaults to the
+        tokenizer's.
+
+    Yields
+    ------
+    Generation
+    """
+    import torch
+
+    check_batch_size(batch_size)
+    if loaded.backend != "local" or loaded.remote:
+        raise InvalidInputError(f"generation runs on the local backend; this model uses {loaded.backend!r}")
+    lm = causal_lm(loaded)
+    plan = build_plan(lm, list(sites), interventions)
+    rows = tokenize(loaded, prompts)
+    chunks = _Chunks(_length_order(prompts, rows), batch_size)
+    state = _Capture(plan, stop=False)
+    fed: list[int] = []
+    steps: list[dict[tuple[str, int], Any]] = []
+    handles = install_hooks(plan, state) + _step_hooks(lm, state, fed, steps)
+    generate_kwargs.setdefault("pad_token_id", loaded.tokenizer.pad_token_id)
+    meter = _Progress(len(prompts), "generating", progress)
+    try:
+        while chunks:
+            chunk = chunks.pop()
+            batch = pad_batch(loaded, [rows[i] for i in chunk], side="left")
+            inputs = {k: batch[k].to(loaded.device) for k in ("input_ids", "attention_mask")}
+            fed.clear()
+            steps.clear()
+            with torch.inference_mode():
+                sequences = lm.generate(**inputs, **generate_kwargs)
+            prompt_mask = inputs["attention_mask"].bool()
+            idx = np.asarray(chunk, dtype=np.int64)
+            done = [
+                _step(idx, prompt_mask, t, n, captured, plan)
+                for t, (n, captured) in enumerate(zip(fed, steps, strict=True))
+            ]
+            yield Generation(idx, sequences, prompt_mask, done)
+            meter.update(len(chunk), int(prompt_mask.sum()))
+    finally:
+        for h in handles:
+            h.remove()
+        meter.close()
+
+
+def _step(
+    idx: np.ndarray, prompt_mask: Any, t: int, width: int, captured: dict[tuple[str, int], Any], plan: ExtractionPlan
+) -> Captured:
+    """Step ``t`` of a generation, fed ``width`` tokens: the last ``width`` columns of the mask so far."""
+    import torch
+
+    grown = torch.ones(prompt_mask.shape[0], t, dtype=torch.bool, device=prompt_mask.device)
+    mask = torch.cat([prompt_mask, grown], dim=1)[:, -width:]
+    return Captured(idx, mask, captured, plan.body)
