@@ -31,6 +31,10 @@ Differences from lmprobe (each deliberate):
   methods extract what the cache lacks first instead of failing;
 - with ``compute_perplexity=False``, :class:`WarmupStats` counts no perplexities (lmprobe counts them as cached);
 - options are checked when the cache is built (lmprobe checks ``dtype`` when it first loads the model).
+
+The ``UnifiedCache`` class is longer than the project's usual 400 lines because it carries lmprobe's documented
+API with its docstrings (about a third of it); its records, the language-model pass and the final head live in the
+modules beside it.
 """
 
 from __future__ import annotations
