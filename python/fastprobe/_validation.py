@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
+from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, ShapeMismatchError
 
 __all__ = ["as_array", "check_labels", "check_prompts", "check_training_data", "looks_like_labels"]
 
@@ -41,18 +41,19 @@ def check_prompts(
 
     Raises
     ------
+    ArgumentTypeError
+        For a single string, None or a non-string element (also a :class:`TypeError`).
     InvalidInputError
-        For a single string, None, a non-string element, (``non_empty``) no prompts, or (not ``empty_strings``) an
-        empty string.
+        For (``non_empty``) no prompts, or (not ``empty_strings``) an empty string.
     """
     if isinstance(prompts, str):
-        raise InvalidInputError(f"{what} must be a list of strings, not str (pass [prompt], not a single string)")
+        raise ArgumentTypeError(f"{what} must be a list of strings, not str (pass [prompt], not a single string)")
     if prompts is None:
-        raise InvalidInputError(f"{what} must be a list of strings, not NoneType")
+        raise ArgumentTypeError(f"{what} must be a list of strings, not NoneType")
     out = list(prompts)
     for i, p in enumerate(out):
         if not isinstance(p, str):
-            raise InvalidInputError(f"{what}[{i}] must be a string; got {type(p).__name__} {p!r}")
+            raise ArgumentTypeError(f"{what}[{i}] must be a string; got {type(p).__name__} {p!r}")
         if not p and not empty_strings:
             raise InvalidInputError(f"prompt {i} must be a non-empty string; got '' (a model reads a prompt's tokens)")
     if non_empty and not out:

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from fastprobe._validation import check_prompts
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, MissingActivationsError, UnknownOptionError
 from fastprobe.sharing._format import (
     DEFAULT_SHARD_BYTES,
@@ -242,14 +243,9 @@ def _check_args(
         raise InvalidInputError(f"repo_id must be a repository id such as 'user/name'; got {repo_id!r}")
     if not isinstance(model_name, str) or not model_name:
         raise ArgumentTypeError(f"model_name must name the model whose activations are cached; got {model_name!r}")
-    if isinstance(prompts, str) or prompts is None:
-        raise ArgumentTypeError(f"prompts must be a list of strings, not {type(prompts).__name__}")
-    prompts = list(prompts)
+    prompts = check_prompts(prompts)
     if not prompts:
-        raise InvalidInputError("No prompts provided: prompts is empty")
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise ArgumentTypeError(f"prompts[{i}] must be a string; got {type(p).__name__} {p!r}")
+        raise InvalidInputError("No prompts provided: prompts is empty")  # lmprobe's phrase
     if labels is not None:
         labels = [plain(v) for v in labels]
         if len(labels) != len(prompts):

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from fastprobe._validation import check_prompts
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, MissingActivationsError, UnknownOptionError
 from fastprobe.sharing._format import (
     check_version,
@@ -372,9 +373,7 @@ def load_activations(
     ds = OpenDataset(dataset, token)
     check_version(ds.info)
     wanted = ds.check_layers(layers)
-    if prompts is not None and isinstance(prompts, str):
-        raise ArgumentTypeError("prompts must be a list of strings, not a string")
-    names = list(ds.texts) if prompts is None else list(prompts)
+    names = list(ds.texts) if prompts is None else check_prompts(prompts)
     rows = ds.rows(names)
     blocks = [
         ds.pooled(rows, layer, pooling) for layer in tqdm(wanted, desc="Loading layers", disable=not show_progress)
