@@ -51,8 +51,7 @@ from fastprobe._validation import check_prompts
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 from fastprobe.features import ModelContext
 from fastprobe.layers import LayerSpec, resolve_layers
-from fastprobe.unified_cache.head import final_head
-from fastprobe.unified_cache.language_model import language_model_pass
+from fastprobe.unified_cache.language_model import language_model_pass, logits_from_cache, perplexity_from_cache
 from fastprobe.unified_cache.records import (
     CachedLogits,
     LogitWriter,
@@ -537,20 +536,7 @@ class UnifiedCache:
         if not todo:
             return 0
         ctx = self._ensure_cached(ctx, todo, positions == "all", device)
-        head = final_head(ctx)
-        writer = LogitWriter(store, positions, top_k)
-        import torch
-
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            if positions == "last":
-                hidden = ctx.store.read_pooled(chunk, [last], "last_token")
-                counts = np.ones(len(chunk), dtype=np.int64)
-            else:
-                hidden, offsets = ctx.store.read_tokens(chunk, [last])
-                counts = np.diff(offsets).astype(np.int64)
-            writer.add(chunk, head(torch.from_numpy(np.ascontiguousarray(hidden))), counts)
-        writer.flush()
+        logits_from_cache(ctx, todo, last, LogitWriter(store, positions, top_k), positions, batch_size)
         return len(todo)
 
     def compute_perplexity_from_cache(
@@ -581,15 +567,11 @@ class UnifiedCache:
             If the last layer is not among :attr:`layer_indices` (message starting "Last layer"), or a prompt is a
             single token.
         """
-        import torch
-
         from fastprobe.extraction.perplexity import (
             check_predictable,
-            perplexity_stats,
             perplexity_store,
-            write_perplexity,
         )
-        from fastprobe.model import pad_batch, tokenize
+        from fastprobe.model import tokenize
 
         positive_int(batch_size, "batch_size")
         prompts = self._nonempty(prompts)
@@ -603,14 +585,5 @@ class UnifiedCache:
         rows = tokenize(ctx.loaded, todo)
         check_predictable(todo, rows)
         ctx = self._ensure_cached(ctx, todo, True, device)
-        head = final_head(ctx)
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start : start + batch_size]
-            batch = pad_batch(ctx.loaded, rows[start : start + batch_size])
-            mask = batch["attention_mask"].bool()
-            values, _ = ctx.store.read_tokens(chunk, [last])
-            hidden = torch.zeros((*mask.shape, values.shape[1]), dtype=torch.float32)
-            hidden[mask] = torch.from_numpy(np.ascontiguousarray(values))  # real tokens, in order, either padding side
-            logits = head(hidden)
-            write_perplexity(store, chunk, perplexity_stats(logits, batch["input_ids"], batch["attention_mask"]))
+        perplexity_from_cache(ctx, todo, rows, last, store, batch_size)
         return len(todo)

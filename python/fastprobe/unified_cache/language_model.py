@@ -1,13 +1,16 @@
-"""The unified cache's one pass of the causal language model: perplexity features and logits from the same logits."""
+"""The unified cache's language-model work: one pass for perplexity and logits, or both from cached activations."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 
 from fastprobe.features import ModelContext
+from fastprobe.unified_cache.head import final_head
 from fastprobe.unified_cache.records import LogitWriter, select_positions
 
-__all__ = ["language_model_pass"]
+__all__ = ["language_model_pass", "logits_from_cache", "perplexity_from_cache"]
 
 
 def language_model_pass(
@@ -79,3 +82,42 @@ def language_model_pass(
             writer.flush()
     finally:
         bar.close()
+
+
+def logits_from_cache(
+    ctx: ModelContext, prompts: list[str], last: int, writer: LogitWriter, positions: str, batch_size: int
+) -> None:
+    """Write the logits of ``prompts`` computed from their cached last-layer activations (final norm, LM head)."""
+    import torch
+
+    head = final_head(ctx)
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        if positions == "last":
+            hidden = ctx.store.read_pooled(chunk, [last], "last_token")
+            counts = np.ones(len(chunk), dtype=np.int64)
+        else:
+            hidden, offsets = ctx.store.read_tokens(chunk, [last])
+            counts = np.diff(offsets).astype(np.int64)
+        writer.add(chunk, head(torch.from_numpy(np.ascontiguousarray(hidden))), counts)
+    writer.flush()
+
+
+def perplexity_from_cache(
+    ctx: ModelContext, prompts: list[str], rows: list[dict[str, list[int]]], last: int, store: Any, batch_size: int
+) -> None:
+    """Write the perplexity features of ``prompts`` (tokenized as ``rows``) from their cached last-layer tokens."""
+    import torch
+
+    from fastprobe.extraction.perplexity import perplexity_stats, write_perplexity
+    from fastprobe.model import pad_batch
+
+    head = final_head(ctx)
+    for start in range(0, len(prompts), batch_size):
+        chunk = prompts[start : start + batch_size]
+        batch = pad_batch(ctx.loaded, rows[start : start + batch_size])
+        mask = batch["attention_mask"].bool()
+        values, _ = ctx.store.read_tokens(chunk, [last])
+        hidden = torch.zeros((*mask.shape, values.shape[1]), dtype=torch.float32)
+        hidden[mask] = torch.from_numpy(np.ascontiguousarray(values))  # real tokens, in order, either padding side
+        write_perplexity(store, chunk, perplexity_stats(head(hidden), batch["input_ids"], batch["attention_mask"]))
