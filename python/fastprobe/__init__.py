@@ -80,7 +80,14 @@ _LAZY: dict[str, str] = {
 }
 
 
+#: Submodules reachable as attributes of the package (``fastprobe.classifiers``) without importing them first, as
+#: lmprobe's are: importing ``fastprobe`` used to import these as a side effect.
+_SUBMODULES: tuple[str, ...] = ("architectures", "classifiers", "models", "perplexity", "pooling", "scaling")
+
+
 def __getattr__(name: str) -> Any:
+    if name in _SUBMODULES:
+        return importlib.import_module(f"fastprobe.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'fastprobe' has no attribute {name!r}")

@@ -2,8 +2,9 @@
 
 One rule for prompts everywhere: a prompt is any string, the empty string included. The API accepts ``""`` (a text
 baseline can describe it, and lmprobe accepts it); extraction, which reads a model's activations at a prompt's
-tokens, refuses a prompt that gives no tokens with an error naming it (see ``fastprobe.model.tokenize``). A single
-string where a list is expected, ``None``, or a non-string element is an error everywhere.
+tokens, refuses ``""`` with an error naming its index (``check_prompts(..., empty_strings=False)``, in
+``fastprobe.model.tokenize``). A single string where a list is expected, ``None``, or a non-string element is an
+:class:`~fastprobe.exceptions.ArgumentTypeError` everywhere.
 """
 
 from __future__ import annotations

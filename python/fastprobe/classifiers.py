@@ -5,15 +5,20 @@ A facade: every name lives in :mod:`fastprobe.estimators` (the name tables and :
 solver computes the same model, the name builds a fastprobe estimator.
 """
 
-from fastprobe.estimators import (
+from fastprobe.estimators import (  # noqa: F401  (importable from this module before; not lmprobe's names)
     BUILTIN_CLASSIFIERS,
     CLASSIFICATION_CLASSIFIERS,
     CLASSIFIERS,
     REGRESSION_CLASSIFIERS,
     EnsembleClassifier,
     GroupLassoClassifier,
+    GroupLassoProbe,
     LogisticEnsemble,
+    LogisticProbe,
     MassMeanClassifier,
+    MassMeanProbe,
+    RidgeClassifierProbe,
+    RidgeProbe,
     SGDTorchClassifier,
     build_classifier,
     cuml_available,

@@ -26,7 +26,7 @@ import fastprobe.extraction as extraction
 import fastprobe.model as model_layer
 from fastprobe.exceptions import FastprobeError
 from fastprobe.store import cache_keeps_tokens, model_store, required_content
-from fastprobe.store.pooling import PoolingSpec
+from fastprobe.store.pooling import POOLED_VECTORS, PoolingSpec
 
 T = TypeVar("T")
 
@@ -47,7 +47,7 @@ __all__ = [
 ]
 
 #: The poolings the store keeps as one vector per record.
-POOLED: tuple[str, ...] = ("last_token", "mean", "first_token")
+POOLED = POOLED_VECTORS
 
 
 @dataclass
@@ -116,7 +116,7 @@ def ready_context(
     A run whose activations are all cached never needs a forward pass; on a large model, loading the weights would be
     most of its time.
     """
-    if not remote:
+    if not remote and dtype in (None, "float32"):  # the weightless skeleton is float32: another dtype's store differs
         light = weightless_context(model, device, backend, revision)
         if light is not None and cached(light):
             return light
@@ -169,15 +169,16 @@ def ensure_extracted(
             poolings=poolings,
         )
 
-    retry_remote(run, bool(ctx.loaded.remote), retries, "extraction")
+    retry_remote(run, bool(ctx.loaded.remote), retries, "extraction", stacklevel=4)
 
 
-def retry_remote(run: Callable[[], T], remote: bool, retries: int, what: str = "run") -> T:
+def retry_remote(run: Callable[[], T], remote: bool, retries: int, what: str = "run", stacklevel: int = 3) -> T:
     """Call ``run``; a failed remote run is retried, with exponential back-off, up to ``retries`` times.
 
     ``run`` must resume by itself (what completed is stored). A :class:`~fastprobe.FastprobeError` (a fault of the
     input, not of the connection) and any local failure are raised at once. Each retry warns (``RuntimeWarning``,
-    "remote {what} failed ...").
+    "remote {what} failed ..."), at ``stacklevel`` as :func:`warnings.warn` counts it from ``retry_remote`` (the
+    default, 3, is the code that called the caller of ``retry_remote``).
     """
     attempt = 0
     while True:
@@ -193,7 +194,7 @@ def retry_remote(run: Callable[[], T], remote: bool, retries: int, what: str = "
             warnings.warn(
                 f"remote {what} failed ({type(err).__name__}: {err}); retry {attempt} of {retries} in {delay:g} s",
                 RuntimeWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
             time.sleep(delay)
 

@@ -1,5 +1,5 @@
 """lmprobe's ``scaling`` module: per-layer feature scaling (a facade over :mod:`fastprobe.estimators`)."""
 
-from fastprobe.estimators import PerLayerScaler
+from fastprobe.estimators import LayerScaler, PerLayerScaler  # noqa: F401  (LayerScaler: importable here before)
 
 __all__ = ["PerLayerScaler"]

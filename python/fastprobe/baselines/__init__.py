@@ -42,7 +42,7 @@ Differences from lmprobe (each deliberate):
 from __future__ import annotations
 
 from fastprobe.baselines.activation import ActivationBaseline
-from fastprobe.baselines.battery import BaselineBattery, BaselineResult, BaselineResults
+from fastprobe.baselines.battery import Baseline, BaselineBattery, BaselineResult, BaselineResults  # noqa: F401
 from fastprobe.baselines.common import (
     ACTIVATION_METHODS,
     ACTIVATION_POOLINGS,

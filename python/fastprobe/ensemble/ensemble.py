@@ -125,6 +125,11 @@ class ProbeEnsemble:
         self.resample_indices_ = None
         self.is_bootstrap = False
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_bootstrap" in state:  # pickled before fastprobe's reorganisation: the flag's earlier name
+            state["is_bootstrap"] = state.pop("_bootstrap")
+        self.__dict__.update(state)
+
     def __len__(self) -> int:
         return len(self.probes_)
 

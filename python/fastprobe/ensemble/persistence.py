@@ -10,7 +10,7 @@ import numpy as np
 from fastprobe import serialization
 from fastprobe.exceptions import FastprobeError, InvalidInputError
 from fastprobe.probe import Probe
-from fastprobe.probe.config import FITTED
+from fastprobe.probe.persistence import probe_from_state, probe_state
 
 __all__ = ["KIND", "from_lmprobe", "load_ensemble", "save_ensemble"]
 
@@ -20,11 +20,7 @@ KIND = "ProbeEnsemble"
 
 def save_ensemble(ensemble: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted ensemble to one file (see :meth:`ProbeEnsemble.save`)."""
-    members = []
-    for probe in ensemble.probes_:
-        fitted = {name: getattr(probe, name, None) for name in FITTED}
-        fitted["evaluation_results_"] = getattr(probe, "evaluation_results_", None)
-        members.append({"params": probe.get_params(deep=False), "fitted": fitted})
+    members = [probe_state(probe) for probe in ensemble.probes_]
     seed = ensemble.random_state
     tree = {
         "kind": KIND,
@@ -56,17 +52,7 @@ def load_ensemble(cls: Any, path: str | os.PathLike[str], trust_pickle: bool, mo
     tree = serialization.decode(doc, arrays, trust_pickle=trust_pickle)
     if not isinstance(tree, dict) or tree.get("kind") != KIND:
         raise FastprobeError(f"{os.fspath(path)!r} holds a single probe, not a ProbeEnsemble; load it with Probe.load")
-    probes = []
-    for entry in tree["members"]:
-        params = dict(entry["params"])
-        if model is not None:
-            params["model"] = model
-            params["revision"] = revision
-        probe = Probe(**params)
-        for name, value in entry["fitted"].items():
-            setattr(probe, name, value)
-        probe.sweep_result_ = None
-        probes.append(probe)
+    probes = [probe_from_state(Probe, entry, model, revision) for entry in tree["members"]]
     ensemble = cls(probes, voting=tree["voting"])
     ensemble.weights_ = np.asarray(tree["weights"], dtype=np.float64)
     ensemble.is_bootstrap = bool(tree["bootstrap"])

@@ -46,7 +46,7 @@ PERPLEXITY_FEATURES: tuple[str, ...] = ("mean_perplexity", "min_perplexity", "ma
 
 
 class _ModelContext(Protocol):
-    """What the perplexity functions read from a model's context: the loaded model, its fingerprint, its store."""
+    """What the perplexity functions read from a model's context: the loaded model and its fingerprint."""
 
     @property
     def loaded(self) -> Any: ...

@@ -53,6 +53,7 @@ FITTED = (
     "selected_layers_",
     "candidate_layers_",
     "layer_importances_",
+    "n_blocks_",
 )
 
 

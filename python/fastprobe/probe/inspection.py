@@ -38,7 +38,7 @@ def pyplot() -> Any:
 
 def layer_blocks(probe: Any) -> list[int]:
     """Return the layers of the feature blocks: ``layers_``, else block numbers (``fit_from_activations``)."""
-    return list(getattr(probe, "layers_", None) or range(getattr(probe, "n_blocks_", 1)))
+    return list(getattr(probe, "layers_", None) or range(getattr(probe, "n_blocks_", None) or 1))
 
 
 def select_layers(

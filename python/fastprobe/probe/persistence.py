@@ -13,7 +13,7 @@ from fastprobe.layers import is_sweep
 from fastprobe.probe.config import FITTED
 from fastprobe.probe.pipeline import check_fitted
 
-__all__ = ["LMPROBE_PARAMS", "from_lmprobe", "load_probe", "save_probe"]
+__all__ = ["LMPROBE_PARAMS", "from_lmprobe", "load_probe", "probe_from_state", "probe_state", "save_probe"]
 
 #: The constructor parameters lmprobe's pickles hold.
 LMPROBE_PARAMS: tuple[str, ...] = tuple(
@@ -25,12 +25,30 @@ LMPROBE_PARAMS: tuple[str, ...] = tuple(
 )
 
 
+def probe_state(probe: Any) -> dict[str, Any]:
+    """Return what a file keeps of a fitted probe: its parameters and its fitted attributes (ensembles' too)."""
+    fitted = {name: getattr(probe, name, None) for name in FITTED}
+    fitted["evaluation_results_"] = getattr(probe, "evaluation_results_", None)
+    return {"params": probe.get_params(deep=False), "fitted": fitted}
+
+
+def probe_from_state(cls: Any, state: dict[str, Any], model: Any, revision: str | None) -> Any:
+    """Rebuild a probe of class ``cls`` from :func:`probe_state`'s record, on ``model`` when it is given."""
+    params = dict(state["params"])
+    if model is not None:
+        params["model"] = model
+        params["revision"] = revision
+    probe = cls(**params)
+    for name, value in state["fitted"].items():
+        setattr(probe, name, value)
+    probe.sweep_result_ = None
+    return probe
+
+
 def save_probe(probe: Any, path: str | os.PathLike[str]) -> None:
     """Write a fitted probe to one file (see :meth:`Probe.save`)."""
     check_fitted(probe)
-    fitted = {name: getattr(probe, name, None) for name in FITTED}
-    fitted["evaluation_results_"] = getattr(probe, "evaluation_results_", None)
-    doc, arrays, _ = serialization.encode({"version": 1, "params": probe.get_params(deep=False), "fitted": fitted})
+    doc, arrays, _ = serialization.encode({"version": 1, **probe_state(probe)})
     serialization.write(path, doc, arrays)
 
 
@@ -49,17 +67,9 @@ def load_probe(cls: Any, path: str | os.PathLike[str], *, trust_pickle: bool, mo
         kind_name = tree.get("kind") if isinstance(tree, dict) else None
         hint = "; load it with ProbeEnsemble.load" if kind_name == "ProbeEnsemble" else ""
         raise FastprobeError(f"{str(path)!r} holds a {kind_name or 'different object'}, not a single probe{hint}")
-    params = tree["params"]
-    if model is not None:
-        params["model"] = model
-        params["revision"] = revision
-    elif revision is not None:
+    if model is None and revision is not None:
         raise InvalidInputError("revision= goes with model=: pass the model it belongs to")
-    probe = cls(**params)
-    for name, value in tree["fitted"].items():
-        setattr(probe, name, value)
-    probe.sweep_result_ = None
-    return probe
+    return probe_from_state(cls, tree, model, revision)
 
 
 def from_lmprobe(cls: Any, path: str | os.PathLike[str], model: Any, revision: str | None = None) -> Any:

@@ -348,6 +348,11 @@ class Probe(BaseEstimator):
         bs = batch_size or self.batch_size
         features.ensure_extracted(ctx, prompts, layers, bs, retries(self, max_retries), features.reads(train, spec))
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if "_n_blocks" in state:  # pickled before fastprobe's reorganisation: the block count's earlier name
+            state["n_blocks_"] = state.pop("_n_blocks")
+        self.__dict__.update(state)
+
     def _adopt(self, other: Probe) -> None:
         for name in FITTED:
             setattr(self, name, getattr(other, name, None))

@@ -33,6 +33,8 @@ activation dataset gives). A read that needs more than a prompt's record keeps r
 
 from __future__ import annotations
 
+from fastprobe._config import cache_root  # noqa: F401  (importable from this module before)
+from fastprobe.sites import store_ids  # noqa: F401  (importable from this module before)
 from fastprobe.store.activation_store import STORAGE_DTYPES, ActivationStore, required_content
 from fastprobe.store.cache import (  # noqa: F401  (public beside __all__: the cache's helpers fastprobe's modules use)
     CACHE_TOKENS_MODES,

@@ -12,6 +12,7 @@ import numpy as np
 from fastprobe.exceptions import MissingActivationsError
 from fastprobe.store.activation_store import ActivationStore
 from fastprobe.store.cache import SIDECAR_SITES, activation_dirs, model_dirs, open_store
+from fastprobe.store.pooling import POOLED_VECTORS
 
 __all__ = [
     "CachedPromptInfo",
@@ -21,8 +22,6 @@ __all__ = [
     "load_layer_across_prompts",
     "load_layer_last_token",
 ]
-
-_POOLED = ("last_token", "mean", "first_token")
 
 
 @dataclass
@@ -100,7 +99,7 @@ def discover_cached(model_name: str, prompt: str) -> CachedPromptInfo | None:
         None when nothing is cached for the prompt.
     """
     sites: set[int] = set()
-    pooled: dict[str, set[int]] = {p: set() for p in _POOLED}
+    pooled: dict[str, set[int]] = {p: set() for p in POOLED_VECTORS}
     num_tokens = None
     extras: dict[str, Any] = {}
     for d, fp in model_dirs(model_name):
@@ -113,14 +112,14 @@ def discover_cached(model_name: str, prompt: str) -> CachedPromptInfo | None:
             continue
         sites.update(held[0][0])
         num_tokens = held[0][1]
-        for p in _POOLED:  # a last-token-only record (a pulled pooled dataset) holds no mean or first token
+        for p in POOLED_VECTORS:  # a last-token-only record (a pulled pooled dataset) holds no mean or first token
             pooled[p].update(s for s in held[0][0] if store.contains([prompt], [s], pooling=p)[0])
     if not sites:
         return None
     layers = sorted(sites)
     return CachedPromptInfo(
         raw_layers=layers,
-        pooled={p: sorted(pooled[p]) for p in _POOLED},
+        pooled={p: sorted(pooled[p]) for p in POOLED_VECTORS},
         has_logits="logits" in extras,
         logits_top_k=extras.get("logits"),
         has_perplexity="perplexity" in extras,

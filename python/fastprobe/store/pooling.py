@@ -20,6 +20,7 @@ from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownO
 __all__ = [
     "DEFAULT_STAGE",
     "INFERENCE_POOLING_STRATEGIES",
+    "POOLED_VECTORS",
     "POOLING_METHODS",
     "SCORE_POOLING_STRATEGIES",
     "TRAIN_POOLINGS",
@@ -43,6 +44,8 @@ __all__ = [
 PoolingMethod = Literal["last_token", "first_token", "mean", "max", "min"]
 #: The accepted pooling names.
 POOLING_METHODS: tuple[str, ...] = tuple(_core.POOLING_METHODS)
+#: The poolings a store record keeps as one vector each (the others are computed from its tokens).
+POOLED_VECTORS: tuple[str, ...] = ("last_token", "mean", "first_token")
 
 
 def pool(
@@ -216,7 +219,7 @@ class PoolingSpec(NamedTuple):
     @property
     def needs_tokens(self) -> bool:
         """Whether the pooling reads every token (the store's pooled vectors hold last token, mean, first token)."""
-        return self.stage != "activation" or self.base not in ("last_token", "mean", "first_token")
+        return self.stage != "activation" or self.base not in POOLED_VECTORS
 
 
 def _valid_poolings() -> str:
