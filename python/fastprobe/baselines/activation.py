@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownO
 from fastprobe.features import ModelContext
 from fastprobe.layers import LayerSpec, resolve_layers
 
-__all__ = ["ActivationBaseline"]
+__all__ = ["ActivationBaseline", "fit_shared_activations"]
 
 
 class ActivationBaseline(PromptClassifier, BaseEstimator):
@@ -239,3 +240,28 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
         X = features.pooled_features(ctx, prompts, self.layers_, self.pooling, int(self.batch_size))
         self._check_width(X)
         return self._project(X, fit=False)
+
+
+def fit_shared_activations(
+    baseline: ActivationBaseline,
+    X_train: np.ndarray,
+    X_test: np.ndarray,
+    y: np.ndarray,
+    share: float,
+    layers: list[int | str],
+    fingerprint: dict[str, Any],
+) -> tuple[ActivationBaseline, float, np.ndarray, float]:
+    """Fit a battery's activation baseline on activations read once for all of them; predict the test rows.
+
+    ``share``: this baseline's share of the seconds of that extraction and read, counted in its fit time. Returns
+    (the fitted baseline, fit seconds, test predictions, predict seconds).
+    """
+    template = baseline._check_params()
+    t0 = time.perf_counter()
+    baseline._fit_features(X_train, y, template)
+    baseline.layers_ = layers
+    baseline.model_fingerprint_ = fingerprint
+    fit_time = time.perf_counter() - t0 + share
+    t0 = time.perf_counter()
+    pred = baseline._predict_features(X_test)
+    return baseline, fit_time, pred, time.perf_counter() - t0

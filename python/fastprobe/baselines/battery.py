@@ -12,7 +12,7 @@ import numpy as np
 
 from fastprobe import features
 from fastprobe._validation import check_labels, check_prompts
-from fastprobe.baselines.activation import ActivationBaseline
+from fastprobe.baselines.activation import ActivationBaseline, fit_shared_activations
 from fastprobe.baselines.common import (
     ACTIVATION_METHODS,
     BASELINES,
@@ -22,7 +22,7 @@ from fastprobe.baselines.common import (
     sentence_available,
     training_data,
 )
-from fastprobe.baselines.text import BaselineProbe
+from fastprobe.baselines.text import BaselineProbe, fit_shared_text
 from fastprobe.exceptions import InvalidInputError, ModelLoadError, NotFittedError, UnknownOptionError
 from fastprobe.extraction.perplexity import perplexity_features, perplexity_store
 from fastprobe.features import ModelContext
@@ -529,38 +529,14 @@ class SharedRun:
         if name == "perplexity":
             extra = {"model": b.model, "device": b.device, "remote": b.remote, "revision": b.revision}
         baseline = BaselineProbe(method=name, classifier=b.classifier, random_state=b.random_state, **extra)
-        template = baseline._check_params()
-        baseline.vectorizer_ = None
-        baseline.tfidf_ = None
-        baseline.model_fingerprint_ = None
-        share = 0.0
-        t0 = time.perf_counter()
-        if name in ("bow", "tfidf"):
-            from sklearn.feature_extraction.text import TfidfTransformer
+        return fit_shared_text(baseline, self.train, self.test, y, self.counts, self._perplexity)
 
-            vec, counts_train, counts_test, share = self.counts()
-            baseline.vectorizer_ = vec
-            baseline.tfidf_ = TfidfTransformer().fit(counts_train) if name == "tfidf" else None
-            X_train = baseline._weigh(counts_train)
-        elif name == "perplexity":
-            ctx = self.ctx()
-            unique, rows_train, rows_test = self._everything()
-            feats = perplexity_features(ctx, unique)
-            baseline.model_fingerprint_ = ctx.fingerprint
-            X_train = feats[rows_train]
-        else:
-            X_train = baseline._features(self.train, fit=True)
-        baseline._fit_matrix(X_train, y, template)
-        fit_time = time.perf_counter() - t0 + share
-        t0 = time.perf_counter()
-        if name in ("bow", "tfidf"):
-            X_test = baseline._weigh(counts_test)
-        elif name == "perplexity":
-            X_test = feats[rows_test]
-        else:
-            X_test = baseline._features(self.test, fit=False)
-        pred = np.asarray(baseline.classifier_.predict(baseline._matrix(X_test)))
-        return baseline, fit_time, pred, time.perf_counter() - t0
+    def _perplexity(self) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+        """Return the model's fingerprint and the training and test perplexity features, from the cache."""
+        ctx = self.ctx()
+        unique, rows_train, rows_test = self._everything()
+        feats = perplexity_features(ctx, unique)
+        return ctx.fingerprint, feats[rows_train], feats[rows_test]
 
     def _run_activation(self, name: str, y: np.ndarray) -> tuple[Baseline, float, np.ndarray, float]:
         b = self.battery
@@ -576,13 +552,6 @@ class SharedRun:
             backend="nnsight" if b.remote else "local",
             revision=b.revision,
         )
-        template = baseline._check_params()
         X_train, X_test, share = self.activations(name)
-        t0 = time.perf_counter()
-        baseline._fit_features(X_train, y, template)
-        baseline.layers_ = ["embed"] if name == "layer_0" else [s for s in self._sites if s != "embed"]
-        baseline.model_fingerprint_ = self.ctx().fingerprint
-        fit_time = time.perf_counter() - t0 + share
-        t0 = time.perf_counter()
-        pred = baseline._predict_features(X_test)
-        return baseline, fit_time, pred, time.perf_counter() - t0
+        layers: list[int | str] = ["embed"] if name == "layer_0" else [s for s in self._sites if s != "embed"]
+        return fit_shared_activations(baseline, X_train, X_test, y, share, layers, self.ctx().fingerprint)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ from fastprobe.extraction.perplexity import perplexity_features, perplexity_stor
 from fastprobe.features import ModelContext
 from fastprobe.model import sentence_encoder
 
-__all__ = ["BaselineProbe"]
+__all__ = ["BaselineProbe", "fit_shared_text"]
 
 
 class BaselineProbe(PromptClassifier, BaseEstimator):
@@ -351,3 +352,48 @@ class BaselineProbe(PromptClassifier, BaseEstimator):
             top = np.argsort(row, kind="stable")[::-1][:n]
             out[str(label)] = [(names[i], float(row[i])) for i in top]
         return out
+
+
+def fit_shared_text(
+    baseline: BaselineProbe,
+    train: list[str],
+    test: list[str],
+    y: np.ndarray,
+    counts: Callable[[], tuple[Any, Any, Any, float]],
+    perplexity: Callable[[], tuple[dict[str, Any], np.ndarray, np.ndarray]],
+) -> tuple[BaselineProbe, float, np.ndarray, float]:
+    """Fit a battery's text baseline on features it shares with others; predict the test prompts.
+
+    ``counts()``: (fitted word counter, training counts, test counts, this baseline's share of their seconds), for
+    ``bow`` and ``tfidf``; ``perplexity()``: (the model's fingerprint, training and test perplexity features). Returns
+    (the fitted baseline, fit seconds, test predictions, predict seconds).
+    """
+    from sklearn.feature_extraction.text import TfidfTransformer
+
+    name = baseline.method
+    template = baseline._check_params()
+    baseline.vectorizer_ = None
+    baseline.tfidf_ = None
+    baseline.model_fingerprint_ = None
+    share = 0.0
+    t0 = time.perf_counter()
+    if name in ("bow", "tfidf"):
+        vec, counts_train, counts_test, share = counts()
+        baseline.vectorizer_ = vec
+        baseline.tfidf_ = TfidfTransformer().fit(counts_train) if name == "tfidf" else None
+        X_train = baseline._weigh(counts_train)
+    elif name == "perplexity":
+        baseline.model_fingerprint_, X_train, feats_test = perplexity()
+    else:
+        X_train = baseline._features(train, fit=True)
+    baseline._fit_matrix(X_train, y, template)
+    fit_time = time.perf_counter() - t0 + share
+    t0 = time.perf_counter()
+    if name in ("bow", "tfidf"):
+        X_test = baseline._weigh(counts_test)
+    elif name == "perplexity":
+        X_test = feats_test
+    else:
+        X_test = baseline._features(test, fit=False)
+    pred = np.asarray(baseline.classifier_.predict(baseline._matrix(X_test)))
+    return baseline, fit_time, pred, time.perf_counter() - t0
