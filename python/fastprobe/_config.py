@@ -1,8 +1,9 @@
 """Process-wide configuration: fastprobe's cache root, its environment variables, and the number of CPU threads.
 
 The cache's ``FASTPROBE_<NAME>`` settings are read by :func:`env`, which falls back to lmprobe's ``LMPROBE_<NAME>``
-when the fastprobe name is unset (``FASTPROBE_HOME``, fastprobe's own, has no lmprobe twin). The readers of the cache's settings (:func:`env_cache_dir`, :func:`env_cache_dtype`,
-:func:`env_cache_limit_bytes`, :func:`env_cache_tokens`) give what the environment says; the settings made in code
+when the fastprobe name is unset (``FASTPROBE_HOME``, fastprobe's own, has no lmprobe twin). The readers of the
+cache's settings (:func:`env_cache_dir`, :func:`env_cache_dtype`, :func:`env_cache_limit_bytes`,
+:func:`env_cache_tokens`) give what the environment says; the settings made in code
 (:func:`fastprobe.store.set_cache_backend` and the others) take precedence over them in :mod:`fastprobe.store`.
 """
 

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from fastprobe.exceptions import InvalidInputError
-from fastprobe.model import accepts_kwarg, pad_batch, tokenize
+from fastprobe.model import accepts_kwarg, length_order, pad_batch, tokenize
 from fastprobe.model import causal_lm as load_causal_lm
 from fastprobe.store import model_store
 
@@ -191,7 +191,7 @@ def compute_perplexity(ctx: _ModelContext, prompts: list[str], store: Any) -> No
 
     rows = tokenize(ctx.loaded, prompts)
     check_predictable(prompts, rows)
-    order = sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
+    order = length_order(prompts, rows)
     names: list[str] = []
     values: list[np.ndarray] = []
 

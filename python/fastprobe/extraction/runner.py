@@ -17,7 +17,7 @@ import numpy as np
 from fastprobe.exceptions import FastprobeError, InvalidInputError
 from fastprobe.extraction.nnsight import first_tensor, module_paths, trace_batch
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, Read, build_plan
-from fastprobe.model import LoadedModel, accepts_kwarg, causal_lm, pad_batch, tokenize
+from fastprobe.model import LoadedModel, accepts_kwarg, causal_lm, length_order, pad_batch, tokenize
 from fastprobe.sites import Site
 
 __all__ = ["Generation", "StopForward", "check_batch_size", "forward_batches", "generate_batches", "install_hooks"]
@@ -116,11 +116,6 @@ def install_hooks(plan: ExtractionPlan, state: _Capture) -> list[Any]:
         else:
             handles.append(read.module.register_forward_hook(hook))
     return handles
-
-
-def _length_order(prompts: Sequence[str], rows: list[dict[str, list[int]]]) -> list[int]:
-    """Prompt indices sorted by (token length, text): little padding, shared prefixes side by side."""
-    return sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
 
 
 class _Chunks:
@@ -240,7 +235,7 @@ def forward_batches(
     if plan.changes and loaded.backend != "local":
         raise InvalidInputError(f"interventions run on the local backend; this model uses {loaded.backend!r}")
     rows = tokenize(loaded, prompts)
-    chunks = _Chunks(_length_order(prompts, rows), batch_size)
+    chunks = _Chunks(length_order(prompts, rows), batch_size)
     state = _Capture(plan, stop=True)
     handles = install_hooks(plan, state) if loaded.backend == "local" else []
     paths = module_paths(loaded.model) if loaded.backend == "nnsight" else {}
@@ -351,7 +346,7 @@ def generate_batches(
     lm = causal_lm(loaded)
     plan = build_plan(lm, list(sites), interventions)
     rows = tokenize(loaded, prompts)
-    chunks = _Chunks(_length_order(prompts, rows), batch_size)
+    chunks = _Chunks(length_order(prompts, rows), batch_size)
     state = _Capture(plan, stop=False)
     fed: list[int] = []
     steps: list[dict[tuple[str, int], Any]] = []

@@ -39,7 +39,7 @@ from fastprobe.model.loading import (
 )
 from fastprobe.model.registry import clear_model_cache, register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model, weights_digest
-from fastprobe.model.tokens import accepts_kwarg, pad_batch, tokenize
+from fastprobe.model.tokens import accepts_kwarg, length_order, pad_batch, tokenize
 from fastprobe.model.weightless import load_weightless
 
 __all__ = [
@@ -60,6 +60,7 @@ __all__ = [
     "fingerprint_of",
     "from_pretrained",
     "import_nnsight",
+    "length_order",
     "load_model",
     "load_weightless",
     "model_fingerprint",

@@ -11,7 +11,7 @@ from fastprobe.exceptions import InvalidInputError
 from fastprobe.model.architectures import anatomy
 from fastprobe.model.loading import LoadedModel
 
-__all__ = ["accepts_kwarg", "pad_batch", "tokenize"]
+__all__ = ["accepts_kwarg", "length_order", "pad_batch", "tokenize"]
 
 
 def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> list[dict[str, list[int]]]:
@@ -105,3 +105,11 @@ def accepts_kwarg(model: Any, name: str) -> bool:
         return name in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):
         return True
+
+
+def length_order(prompts: Sequence[str], rows: Sequence[dict[str, list[int]]]) -> list[int]:
+    """Return the prompt indices sorted by (token length, text): batches with little padding, shared prefixes together.
+
+    ``rows``: the prompts' tokenizations (:func:`tokenize`).
+    """
+    return sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))

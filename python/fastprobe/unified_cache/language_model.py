@@ -38,12 +38,12 @@ def language_model_pass(
         perplexity_store,
         write_perplexity,
     )
-    from fastprobe.model import pad_batch, tokenize
+    from fastprobe.model import length_order, pad_batch, tokenize
 
     rows = tokenize(ctx.loaded, prompts)
     scored = [i for i, p in enumerate(prompts) if p in want_perplexity]
     check_predictable([prompts[i] for i in scored], [rows[i] for i in scored])
-    order = sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
+    order = length_order(prompts, rows)
     ppl_store = perplexity_store(ctx)
     ppl_names: list[str] = []
     ppl_values: list[np.ndarray] = []
