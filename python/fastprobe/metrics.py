@@ -17,6 +17,7 @@ import numpy as np
 from fastprobe.exceptions import InvalidInputError, ShapeMismatchError
 
 __all__ = [
+    "accuracy",
     "accuracy_ci",
     "auroc",
     "auroc_ci",
@@ -275,3 +276,8 @@ def eval_hash(prompts: Sequence[str], labels: Any) -> str:
     """Identify an evaluation set: SHA-256 of its sorted prompts and labels (lmprobe's formula), ``"sha256:..."``."""
     combined = "\n".join(sorted(list(prompts) + [str(v) for v in np.asarray(labels).tolist()]))
     return "sha256:" + hashlib.sha256(combined.encode()).hexdigest()
+
+
+def accuracy(y_true: Any, y_pred: Any) -> float:
+    """Return the fraction of predictions equal to the labels (the baseline battery's default score)."""
+    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))

@@ -27,6 +27,7 @@ from fastprobe.exceptions import InvalidInputError, ModelLoadError, NotFittedErr
 from fastprobe.extraction.perplexity import perplexity_features, perplexity_store
 from fastprobe.features import ModelContext
 from fastprobe.layers import LayerSpec, resolve_layers
+from fastprobe.metrics import accuracy
 
 __all__ = ["Baseline", "BaselineBattery", "BaselineResult", "BaselineResults"]
 
@@ -144,10 +145,6 @@ class BaselineResults:
 
     def __str__(self) -> str:
         return self.summary()
-
-
-def accuracy(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
 
 
 class BaselineBattery:
