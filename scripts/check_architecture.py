@@ -50,7 +50,7 @@ LAYERS: list[tuple[tuple[str, ...], bool]] = [
     (("fastprobe.features",), False),
     (("fastprobe.sweep",), False),
     (("fastprobe.probe",), False),
-    (("fastprobe.ensemble", "fastprobe.baselines", "fastprobe.unified_cache"), True),
+    (("fastprobe.ensemble", "fastprobe.baselines", "fastprobe.unified_cache", "fastprobe.heads"), True),
     (
         (
             "fastprobe.pooling",
