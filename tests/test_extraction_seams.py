@@ -135,11 +135,11 @@ def test_bad_interventions_are_refused_with_a_reason(llama: Any) -> None:
         run(llama, [1], [Intervention("layers.9", zeros)])
     with pytest.raises(InvalidInputError, match="site 'resid.1' is its module's output; got on='input'"):
         run(llama, [1], [Intervention(1, zeros, on="input")])
-    with pytest.raises(InvalidInputError, match="head interventions are not supported yet"):
+    with pytest.raises(InvalidInputError, match="a head is changed with HeadAblation, not Intervention"):
         run(llama, [1], [Intervention("head.1.0", zeros)])
     with pytest.raises(UnknownOptionError, match="unknown side 'inside'"):
         run(llama, [1], [Intervention("layers.1", zeros, on="inside")])
-    with pytest.raises(InvalidInputError, match="must be Intervention objects"):
+    with pytest.raises(InvalidInputError, match="must be Intervention, HeadAblation or EdgeAblation objects"):
         run(llama, [1], [zeros])  # type: ignore[list-item]
     with pytest.raises(InvalidInputError, match="out of range"):
         run(llama, [1], [Intervention(7, zeros)])
@@ -148,7 +148,7 @@ def test_bad_interventions_are_refused_with_a_reason(llama: Any) -> None:
 def test_interventions_are_refused_on_the_nnsight_backend() -> None:
     pytest.importorskip("nnsight")
     loaded = load_model(tiny_model("llama"), device="cpu", backend="nnsight")
-    with pytest.raises(InvalidInputError, match="interventions run on the local backend"):
+    with pytest.raises(InvalidInputError, match="interventions and attention reads run on the local backend"):
         run(loaded, [1], [Intervention(1, zeros)])
 
 

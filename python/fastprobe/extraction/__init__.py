@@ -5,6 +5,9 @@ The package's modules, in the order data flows through them:
 - :mod:`~fastprobe.extraction.plan`: sites -> the modules a pass reads (:class:`ExtractionPlan`), and the modules
   whose input or output it replaces (:class:`Intervention`); :class:`Captured` turns one pass's reads into site
   activations.
+- :mod:`~fastprobe.extraction.ablation`: :class:`HeadAblation` and :class:`EdgeAblation`, interventions with
+  positions per prompt; :mod:`~fastprobe.extraction.attention` routes a model's attention calls through handlers
+  (edge masks, reading chosen query rows); :mod:`~fastprobe.extraction.batch` is the pass in flight.
 - :mod:`~fastprobe.extraction.runner`: prompts batched by token length, the plan's hooks installed, a CUDA
   out-of-memory error halving the batch, a progress bar, the pass stopped right after the deepest site (no later
   block, no language-model head, no KV cache): :func:`~fastprobe.extraction.runner.forward_batches`; and
@@ -19,6 +22,7 @@ Models are loaded by :mod:`fastprobe.model`; its loading names are re-exported h
 
 from __future__ import annotations
 
+from fastprobe.extraction.ablation import ABLATION_MODES, EdgeAblation, HeadAblation
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, build_plan
 from fastprobe.extraction.runner import Generation, forward_batches, generate_batches
 from fastprobe.extraction.to_store import FLOAT16_MAX, extract_pooled, extract_to_store, storage_dtype
@@ -35,12 +39,15 @@ from fastprobe.model import (
 )
 
 __all__ = [
+    "ABLATION_MODES",
     "BACKENDS",
     "FLOAT16_MAX",
     "MODEL_DTYPES",
     "Captured",
+    "EdgeAblation",
     "ExtractionPlan",
     "Generation",
+    "HeadAblation",
     "Intervention",
     "LoadedModel",
     "build_plan",

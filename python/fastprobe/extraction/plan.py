@@ -19,6 +19,9 @@ from typing import Any
 import numpy as np
 
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
+from fastprobe.extraction.ablation import EdgeAblation, HeadAblation
+from fastprobe.extraction.attention import AttentionCall
+from fastprobe.extraction.batch import PassContext
 from fastprobe.model import Anatomy, anatomy
 from fastprobe.sites import Site, SiteSpec, parse_site, resolve_sites
 
@@ -39,7 +42,7 @@ class Intervention:
     target : int, str or Site
         A site (an int, ``"resid.L"``, ``"embed"``, ``"attn.L"``, ``"mlp.L"``; see :mod:`fastprobe.sites`), or the
         dotted path of a module in ``model.named_modules()`` (``"layers.1.mlp"``). A site fixes the side: ``embed``
-        replaces block 0's input, the others their module's output. Head sites are not a target yet.
+        replaces block 0's input, the others their module's output. A head is changed by :class:`HeadAblation`.
     fn : callable
         Called with the tensor (``(batch, tokens, hidden)`` for a block) and returning its replacement, of the
         same shape. It runs inside ``torch.inference_mode``.
@@ -49,8 +52,9 @@ class Intervention:
 
     Notes
     -----
-    An intervened pass gives activations of a changed model: they never go into the activation store, which holds
-    the clean model's (:func:`~fastprobe.extraction.extract_to_store` takes no interventions).
+    An intervened pass gives activations of a changed model. A function has no identity to store them under, so
+    :func:`~fastprobe.extraction.extract_to_store` refuses it; head and edge ablations (which have one) are stored
+    under the changed model's own fingerprint.
     """
 
     target: SiteSpec
@@ -81,13 +85,20 @@ class ExtractionPlan:
     reads : list of Read
         The modules to read, in the order the pass reaches them.
     changes : list of tuple
-        ``(module, side, fn)`` per intervention, in the order given.
+        ``(module, side, fn)`` per intervention (a head ablation gives one per block), in the order given.
+    attention : list of callable
+        Handlers of the attention calls (edge ablations), in the order given
+        (:func:`fastprobe.extraction.attention.attention_handlers`).
+    context : PassContext
+        The batch in flight, which the runner sets before each pass and position-wise interventions read.
     """
 
     body: Anatomy
     sites: list[Site]
     reads: list[Read]
     changes: list[tuple[Any, str, Callable[[Any], Any]]] = field(default_factory=list)
+    attention: list[Callable[[AttentionCall], None]] = field(default_factory=list)
+    context: PassContext = field(default_factory=PassContext)
 
     @property
     def needed(self) -> set[tuple[str, int]]:
@@ -96,7 +107,13 @@ class ExtractionPlan:
 
 
 def build_plan(
-    model: Any, sites: SiteSpec | Sequence[SiteSpec], interventions: Sequence[Intervention] = ()
+    model: Any,
+    sites: SiteSpec | Sequence[SiteSpec],
+    interventions: Sequence[Any] = (),
+    *,
+    prompts: Sequence[str] | None = None,
+    lengths: Sequence[int] | None = None,
+    means: dict[int, Any] | None = None,
 ) -> ExtractionPlan:
     """Plan the reads of ``sites`` and the changes of ``interventions`` on ``model``.
 
@@ -106,7 +123,11 @@ def build_plan(
         A Hugging Face model (with or without its language-model head).
     sites : int, str, Site or a sequence of them
         Resolved against the model (:func:`fastprobe.sites.resolve_sites`).
-    interventions : sequence of Intervention, default=()
+    interventions : sequence of Intervention, HeadAblation or EdgeAblation, default=()
+    prompts, lengths : sequences, optional
+        The run's prompts and their token counts (needed by ablations with positions per prompt).
+    means : dict, optional
+        For mean head ablations: each block's ``(heads, head_dim)`` mean output-projection input.
 
     Returns
     -------
@@ -116,13 +137,21 @@ def build_plan(
     ------
     InvalidInputError
         If a site is out of range, an intervention names a module the model lacks or a head site, or gives a side
-        its site does not have.
+        its site does not have, or an ablation names a head the model lacks or a position outside a prompt.
     FastprobeError
         If a head site's block cannot be split into heads.
     """
     body = anatomy(model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
-    return ExtractionPlan(body, resolved, _reads(body, resolved), [_change(body, i) for i in interventions])
+    plan = ExtractionPlan(body, resolved, _reads(body, resolved))
+    for item in interventions:
+        if isinstance(item, HeadAblation):
+            plan.changes.extend(item.compile(body, prompts, lengths, plan.context, means))
+        elif isinstance(item, EdgeAblation):
+            plan.attention.append(item.compile(body, prompts, lengths, plan.context))
+        else:
+            plan.changes.append(_change(body, item))
+    return plan
 
 
 def _reads(body: Anatomy, sites: list[Site]) -> list[Read]:
@@ -157,7 +186,9 @@ def _site_target(target: SiteSpec) -> Site | None:
 
 def _change(body: Anatomy, item: Intervention) -> tuple[Any, str, Callable[[Any], Any]]:
     if not isinstance(item, Intervention):
-        raise InvalidInputError(f"interventions must be Intervention objects; got {type(item).__name__}")
+        raise InvalidInputError(
+            f"interventions must be Intervention, HeadAblation or EdgeAblation objects; got {type(item).__name__}"
+        )
     if not callable(item.fn):
         raise InvalidInputError(f"the intervention on {item.target!r} needs a callable fn; got {item.fn!r}")
     site = _site_target(item.target)
@@ -172,7 +203,7 @@ def _change(body: Anatomy, item: Intervention) -> tuple[Any, str, Callable[[Any]
             raise InvalidInputError(f"{type(body.model).__name__} has no module {path!r} to intervene on") from err
         return module, side, item.fn
     if site.kind == "head":
-        raise InvalidInputError(f"site {site.name!r}: head interventions are not supported yet")
+        raise InvalidInputError(f"site {site.name!r}: a head is changed with HeadAblation, not Intervention")
     site = resolve_sites(site, body.n_layers, body.n_heads)[0]
     module, side = {
         "resid": lambda: (body.blocks[site.layer], "output"),
@@ -205,6 +236,8 @@ class Captured:
         self._captured = captured
         self._body = body
         self._heads: dict[int, Any] = {}
+        #: Attention rows read during the pass (``forward_batches(attention_queries=...)``): block -> ``(B, heads, S)``.
+        self.attention: dict[int, Any] = {}
 
     def _head_weight(self, site: Site) -> Any:
         if site.layer not in self._heads:
@@ -241,6 +274,15 @@ class Captured:
         src = self._source(site)
         rows = src[torch.arange(src.shape[0], device=src.device), positions.to(src.device)]
         return self._finish(site, rows)
+
+    def head_inputs(self, layer: int) -> Any:
+        """``(real tokens, heads, head_dim)``: block ``layer``'s output-projection input at the real tokens, by head.
+
+        Needs a head site of that block among the pass's sites.
+        """
+        x = self._get(("proj_in", layer))[self.mask]
+        n_heads = self._body.n_heads or 1
+        return x.reshape(x.shape[0], n_heads, x.shape[-1] // n_heads)
 
     def tokens(self, site: Site) -> Any:
         """``(real tokens, hidden)``: prompt 0's real tokens, then prompt 1's, ... (padding dropped)."""

@@ -15,12 +15,22 @@ from typing import Any
 import numpy as np
 
 from fastprobe.exceptions import FastprobeError, InvalidInputError
+from fastprobe.extraction.ablation import HeadAblation
+from fastprobe.extraction.attention import attention_handlers, attention_rows
 from fastprobe.extraction.nnsight import first_tensor, module_paths, trace_batch
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, Read, build_plan
 from fastprobe.model import LoadedModel, accepts_kwarg, causal_lm, length_order, pad_batch, tokenize
 from fastprobe.sites import Site
 
-__all__ = ["Generation", "StopForward", "check_batch_size", "forward_batches", "generate_batches", "install_hooks"]
+__all__ = [
+    "Generation",
+    "StopForward",
+    "check_batch_size",
+    "forward_batches",
+    "generate_batches",
+    "head_means",
+    "install_hooks",
+]
 
 
 class StopForward(Exception):
@@ -198,6 +208,38 @@ def _run_pass(
     return dict(state.captured)
 
 
+def head_means(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[int], batch_size: int = 8) -> dict[int, Any]:
+    """Each block's mean output-projection input over every real token of ``texts``, by head: ``(heads, head_dim)``.
+
+    What a mean head ablation puts in place of a head (float32, on the model's device).
+    """
+    import torch
+
+    sites = [Site("head", layer, 0) for layer in sorted(set(layers))]
+    sums: dict[int, Any] = {}
+    count = 0
+    for batch in forward_batches(loaded, texts, sites, batch_size, progress=False):
+        for site in sites:
+            x = batch.head_inputs(site.layer).float()
+            sums[site.layer] = x.sum(dim=0) + sums.get(site.layer, torch.zeros_like(x[0]))
+        count += int(batch.mask.sum())
+    return {layer: total / count for layer, total in sums.items()}
+
+
+def _reference_means(loaded: LoadedModel, interventions: Sequence[Any], batch_size: int) -> dict[int, Any] | None:
+    """Return the means the mean head ablations among ``interventions`` need (None when there are none)."""
+    from fastprobe.model import anatomy
+
+    means: dict[int, Any] = {}
+    body = None
+    for item in interventions:
+        if isinstance(item, HeadAblation) and item.mode == "mean":
+            body = body or anatomy(loaded.model)
+            assert item.reference is not None
+            means.update(head_means(loaded, list(item.reference), list(item.layers(body)), batch_size))
+    return means or None
+
+
 def forward_batches(
     loaded: LoadedModel,
     prompts: Sequence[str],
@@ -205,7 +247,9 @@ def forward_batches(
     batch_size: int = 8,
     progress: bool = True,
     *,
-    interventions: Sequence[Intervention] = (),
+    interventions: Sequence[Any] = (),
+    attention_queries: Sequence[int] | None = None,
+    attention_layers: Sequence[int] | None = None,
 ) -> Iterator[Captured]:
     """Yield one :class:`~fastprobe.extraction.plan.Captured` per forward pass, prompts batched by (token length, text).
 
@@ -220,34 +264,61 @@ def forward_batches(
         Resolved sites (:func:`fastprobe.sites.resolve_sites`).
     batch_size : int, default=8
     progress : bool, default=True
-    interventions : sequence of Intervention, default=()
-        Modules whose input or output the passes replace (local backend only).
+    interventions : sequence of Intervention, HeadAblation or EdgeAblation, default=()
+        What the passes change (local backend only).
+    attention_queries : sequence of int, optional
+        One query position per prompt (non-negative, counted from its first token): each pass's
+        :attr:`~fastprobe.extraction.plan.Captured.attention` then holds, for each block of ``attention_layers``,
+        the attention weights of that query, ``(B, heads, S)`` in float32 (the deepest such block must be reached by
+        ``sites``).
+    attention_layers : sequence of int, optional
+        The blocks whose attention rows are read (default: every block).
 
     Raises
     ------
     InvalidInputError
-        For a bad batch size or prompt, or interventions on the nnsight backend.
+        For a bad batch size or prompt, interventions or attention reads on the nnsight backend, or an ablation
+        naming a head the model lacks or a position outside a prompt.
     FastprobeError
         If a single prompt runs out of memory, or the pass never reaches a site.
     """
     check_batch_size(batch_size)
-    plan = build_plan(loaded.model, list(sites), interventions)
-    if plan.changes and loaded.backend != "local":
-        raise InvalidInputError(f"interventions run on the local backend; this model uses {loaded.backend!r}")
     rows = tokenize(loaded, prompts)
+    lengths = [len(r["input_ids"]) for r in rows]
+    means = _reference_means(loaded, interventions, batch_size) if interventions else None
+    plan = build_plan(loaded.model, list(sites), interventions, prompts=prompts, lengths=lengths, means=means)
+    reads_attention = attention_queries is not None
+    if (plan.changes or plan.attention or reads_attention) and loaded.backend != "local":
+        raise InvalidInputError(
+            f"interventions and attention reads run on the local backend; this model uses {loaded.backend!r}"
+        )
+    rows_out: dict[int, Any] = {}
+    handlers = list(plan.attention)
+    if reads_attention:
+        queries = list(attention_queries or [])
+        layers = set(range(plan.body.n_layers) if attention_layers is None else attention_layers)
+        handlers.append(attention_rows(layers, lambda: plan.context.first + _batch_queries(plan, queries), rows_out))
     chunks = _Chunks(length_order(prompts, rows), batch_size)
     state = _Capture(plan, stop=True)
     handles = install_hooks(plan, state) if loaded.backend == "local" else []
     paths = module_paths(loaded.model) if loaded.backend == "nnsight" else {}
     use_positions = accepts_kwarg(loaded.model, "position_ids")
     meter = _Progress(len(prompts), "extracting", progress)
+    routing = attention_handlers(plan.body.blocks, handlers) if handlers else None
     try:
+        routes = routing.__enter__() if routing is not None else None
         while chunks:
             chunk = chunks.pop()
             batch = pad_batch(loaded, [rows[i] for i in chunk])
             if not use_positions:
                 batch.pop("position_ids")
             batch = {k: v.to("cpu" if loaded.remote else loaded.device) for k, v in batch.items()}
+            mask = batch["attention_mask"].bool()
+            idx = np.asarray(chunk, dtype=np.int64)
+            plan.context.begin(idx, mask)
+            if routes is not None:
+                routes.set_padding(mask)
+            rows_out.clear()
             try:
                 captured = _run_pass(loaded, batch, plan, state, paths)
             except _oom_errors() as err:
@@ -257,14 +328,25 @@ def forward_batches(
                 chunks.halve(chunk)
                 continue
             state.check(loaded.model, captured)
-            mask = batch["attention_mask"].bool()
-            yield Captured(np.asarray(chunk, dtype=np.int64), mask, captured, plan.body)
+            done = Captured(idx, mask, captured, plan.body)
+            done.attention = dict(rows_out)
+            yield done
             state.captured.clear()
             meter.update(len(chunk), int(mask.sum()))
     finally:
         for h in handles:
             h.remove()
+        if routing is not None:
+            routing.__exit__(None, None, None)
         meter.close()
+
+
+def _batch_queries(plan: ExtractionPlan, queries: list[int]) -> Any:
+    import torch
+
+    idx = plan.context.idx
+    assert idx is not None
+    return torch.tensor([queries[i] for i in idx.tolist()], dtype=torch.long, device=plan.context.mask.device)
 
 
 @dataclass
