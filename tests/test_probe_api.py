@@ -74,10 +74,12 @@ def test_constructor_has_lmprobe_parameters_and_defaults() -> None:
 
     ours = inspect.signature(Probe.__init__).parameters
     theirs = inspect.signature(LmProbe.__init__).parameters
-    # lmprobe's parameters in lmprobe's order with lmprobe's defaults; fastprobe adds only `revision`, last.
-    assert list(ours) == [*theirs, "revision"]
-    assert {k: v.default for k, v in ours.items() if k != "revision"} == {k: v.default for k, v in theirs.items()}
-    assert ours["revision"].default is None
+    # lmprobe's parameters in lmprobe's order with lmprobe's defaults; fastprobe adds only `revision` and
+    # `interventions`, last.
+    assert list(ours) == [*theirs, "revision", "interventions"]
+    extra = ("revision", "interventions")
+    assert {k: v.default for k, v in ours.items() if k not in extra} == {k: v.default for k, v in theirs.items()}
+    assert ours["revision"].default is None and ours["interventions"].default is None
     assert fastprobe.LinearProbe is Probe
 
 

@@ -52,11 +52,16 @@ POOLED = POOLED_VECTORS
 
 @dataclass
 class ModelContext:
-    """A loaded model with its fingerprint and its activation store."""
+    """A loaded model with its fingerprint and its activation store.
+
+    With ``interventions`` (head and edge ablations), the fingerprint and the store are those of the changed model,
+    and extraction runs with them.
+    """
 
     loaded: Any
     fingerprint: dict[str, Any]
     store: Any
+    interventions: tuple[Any, ...] = ()
 
 
 @dataclass
@@ -72,9 +77,18 @@ class Features:
 
 
 def model_context(
-    model: Any, device: str, dtype: str | None, backend: str, remote: bool, revision: str | None = None
+    model: Any,
+    device: str,
+    dtype: str | None,
+    backend: str,
+    remote: bool,
+    revision: str | None = None,
+    interventions: Sequence[Any] = (),
 ) -> ModelContext:
     """Load the model (once per process) and return its context: the model, its fingerprint, its store.
+
+    ``interventions``: head and edge ablations; the context is then the changed model's (its own fingerprint and
+    store).
 
     Raises
     ------
@@ -84,8 +98,8 @@ def model_context(
     loaded = model_layer.load_model(
         model, device=device, dtype=dtype, backend=backend, remote=remote, revision=revision
     )
-    fingerprint = model_layer.fingerprint_of(loaded)
-    return ModelContext(loaded, fingerprint, model_store(fingerprint))
+    fingerprint = extraction.intervened_fingerprint(model_layer.fingerprint_of(loaded), interventions)
+    return ModelContext(loaded, fingerprint, model_store(fingerprint), tuple(interventions))
 
 
 def weightless_context(model: Any, device: str, backend: str, revision: str | None = None) -> ModelContext | None:
@@ -167,6 +181,7 @@ def ensure_extracted(
             overwrite=overwrite,
             keep_tokens=keep,
             poolings=poolings,
+            interventions=ctx.interventions,
         )
 
     retry_remote(run, bool(ctx.loaded.remote), retries, "extraction", stacklevel=4)

@@ -22,10 +22,10 @@ Models are loaded by :mod:`fastprobe.model`; its loading names are re-exported h
 
 from __future__ import annotations
 
-from fastprobe.extraction.ablation import ABLATION_MODES, EdgeAblation, HeadAblation
+from fastprobe.extraction.ablation import ABLATION_MODES, EdgeAblation, HeadAblation, intervened_fingerprint
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, build_plan
 from fastprobe.extraction.runner import Generation, forward_batches, generate_batches
-from fastprobe.extraction.to_store import FLOAT16_MAX, extract_pooled, extract_to_store, storage_dtype
+from fastprobe.extraction.to_store import FLOAT16_MAX, extract_at, extract_pooled, extract_to_store, storage_dtype
 from fastprobe.model import (
     BACKENDS,
     MODEL_DTYPES,
@@ -53,10 +53,12 @@ __all__ = [
     "build_plan",
     "check_dtype",
     "decoder_blocks",
+    "extract_at",
     "extract_pooled",
     "extract_to_store",
     "forward_batches",
     "generate_batches",
+    "intervened_fingerprint",
     "load_model",
     "model_fingerprint",
     "resolve_device",

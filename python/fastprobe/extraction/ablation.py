@@ -32,7 +32,7 @@ from fastprobe.extraction.batch import PassContext
 from fastprobe.model import Anatomy
 from fastprobe.sites import Site, parse_site, resolve_sites
 
-__all__ = ["ABLATION_MODES", "EdgeAblation", "HeadAblation", "identities", "parse_heads"]
+__all__ = ["ABLATION_MODES", "EdgeAblation", "HeadAblation", "identities", "intervened_fingerprint", "parse_heads"]
 
 _BARE_HEAD = re.compile(r"^-?\d+\.-?\d+$")
 #: What an ablated head's input slice becomes.
@@ -249,7 +249,7 @@ class HeadAblation:
             positions = _check_positions(raw, prompts, lengths, "head ablation positions")
         if self.mode == "mean" and means is None:
             raise InvalidInputError('mode="mean" needs the reference means (the runner computes them)')
-        changes = []
+        changes: list[tuple[Any, str, Callable[[Any], Any]]] = []
         for layer, heads in by_layer.items():
             n_heads = body.n_heads or 1
             fill = None if self.mode == "zero" else means[layer][heads]  # type: ignore[index]
@@ -404,4 +404,21 @@ def identities(interventions: Sequence[Any]) -> list[dict[str, Any]]:
                 "a mapping from prompt text"
             )
         out.append(item.identity())
+    return out
+
+
+def intervened_fingerprint(fingerprint: Mapping[str, Any], interventions: Sequence[Any]) -> dict[str, Any]:
+    """Return the fingerprint of the model changed by ``interventions``: the clean one plus their identities.
+
+    No interventions: the clean fingerprint. Its store is never the clean model's, so ablated activations never mix
+    with clean ones in the cache.
+
+    Raises
+    ------
+    InvalidInputError
+        As :func:`identities`.
+    """
+    out = dict(fingerprint)
+    if interventions:
+        out["interventions"] = identities(interventions)
     return out

@@ -10,20 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 from fastprobe._validation import check_prompts
-from fastprobe.exceptions import UnknownOptionError
+from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import runner
+from fastprobe.extraction.ablation import identities
 from fastprobe.extraction.plan import Intervention
-from fastprobe.model import LoadedModel, anatomy
+from fastprobe.model import LoadedModel, anatomy, tokenize
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 from fastprobe.store import ActivationStore, required_content
 from fastprobe.store import logger as cache_log
 from fastprobe.store.pooling import POOLING_METHODS, pool
 
-__all__ = ["FLOAT16_MAX", "extract_pooled", "extract_to_store", "storage_dtype"]
+__all__ = ["FLOAT16_MAX", "extract_at", "extract_pooled", "extract_to_store", "storage_dtype"]
 
 #: The largest finite float16 value.
 FLOAT16_MAX = 65504.0
@@ -103,6 +105,80 @@ def extract_pooled(
     return out
 
 
+def extract_at(
+    loaded: LoadedModel,
+    prompts: Sequence[str],
+    positions: Sequence[int],
+    sites: SiteSpec | Sequence[SiteSpec],
+    *,
+    batch_size: int = 8,
+    progress: bool = True,
+    interventions: Sequence[Any] = (),
+) -> np.ndarray:
+    """Run the model over ``prompts`` and read ``sites`` at one token position per prompt.
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    prompts : sequence of str
+        Non-empty strings.
+    positions : sequence of int
+        One token position per prompt, counted as the model sees the prompt (special tokens included); negative
+        values count from its end.
+    sites : int, str or a sequence of them
+        Concatenated in forward-pass order (:func:`fastprobe.sites.resolve_sites`); a head site is computed at the
+        position only.
+    batch_size : int, default=8
+    progress : bool, default=True
+    interventions : sequence, default=()
+        Interventions, head or edge ablations active during the passes.
+
+    Returns
+    -------
+    numpy.ndarray of shape (len(prompts), len(sites) * hidden_size), float32
+        In input order.
+
+    Raises
+    ------
+    InvalidInputError
+        If ``positions`` does not have one int per prompt or one lies outside its prompt, or for what
+        :func:`extract_pooled` refuses.
+    """
+    import torch
+
+    check_prompts(prompts, non_empty=True, empty_strings=False)
+    if isinstance(positions, (str, bytes)) or len(positions) != len(prompts):
+        raise InvalidInputError(
+            f"positions must hold one token position per prompt ({len(prompts)}); got {len(positions)}"
+        )
+    for i, p in enumerate(positions):
+        if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
+            raise ArgumentTypeError(f"positions[{i}] must be an int token position; got {p!r}")
+    lengths = [len(r["input_ids"]) for r in tokenize(loaded, prompts)]
+    fixed = []
+    for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
+        q = int(p) + n if p < 0 else int(p)
+        if not 0 <= q < n:
+            raise InvalidInputError(
+                f"position {p} is outside prompt {i} ({prompts[i][:40]!r}), which has {n} tokens "
+                f"(valid: {-n} to {n - 1})"
+            )
+        fixed.append(q)
+    body = anatomy(loaded.model)
+    resolved = resolve_sites(sites, body.n_layers, body.n_heads)
+    h = body.hidden_size
+    out = np.empty((len(prompts), len(resolved) * h), dtype=np.float32)
+    where = torch.tensor(fixed, dtype=torch.long)
+    batches = runner.forward_batches(loaded, prompts, resolved, batch_size, progress, interventions=interventions)
+    for batch in batches:
+        first = batch.mask.int().argmax(dim=1)
+        cols = first + where[torch.as_tensor(batch.idx)].to(first.device)
+        for j, site in enumerate(resolved):
+            out[batch.idx, j * h : (j + 1) * h] = batch.at(site, cols).float().cpu().numpy()
+        del batch
+    return out
+
+
 def extract_to_store(
     loaded: LoadedModel,
     prompts: Sequence[str],
@@ -115,6 +191,7 @@ def extract_to_store(
     overwrite: bool = False,
     keep_tokens: bool = True,
     poolings: str | Sequence[str] | None = None,
+    interventions: Sequence[Any] = (),
 ) -> int:
     """Run the model over the prompts not yet in ``store`` and write every token of ``sites`` into it.
 
@@ -123,8 +200,10 @@ def extract_to_store(
     (an exception, Ctrl-C) writes the batches completed before it and nothing of the batch that failed; a killed
     process loses at most the prompts not yet written.
 
-    The store holds the clean model's activations, keyed by its fingerprint alone, so this function takes no
-    interventions: an intervened run goes through :func:`extract_pooled` (or the runner) and is never cached.
+    A store holds one model's activations: the clean model's, or those of the model changed by head and edge
+    ablations, in a store whose fingerprint records them (:func:`~fastprobe.extraction.intervened_fingerprint`).
+    A store whose fingerprint does not match the ``interventions`` given is refused, so ablated and clean
+    activations never mix.
 
     Parameters
     ----------
@@ -156,13 +235,21 @@ def extract_to_store(
         serves ``"last_token"`` alone, so with ``"mean"`` or ``"first_token"`` among them such prompts run again,
         their new records superseding the old. None: the caller may read any of the three pooled vectors (last
         token, mean, first token), so last-token-only records count as missing.
+    interventions : sequence of HeadAblation or EdgeAblation, default=()
+        Ablations active during the passes; positions per prompt must be given by prompt text (a mapping).
 
     Returns
     -------
     int
         The number of prompts run through the model.
+
+    Raises
+    ------
+    InvalidInputError
+        If the store's fingerprint does not record exactly ``interventions``, or an intervention has no identity.
     """
     check_prompts(prompts, non_empty=True, empty_strings=False)
+    _check_store_interventions(store, interventions)
     body = anatomy(loaded.model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     unique = list(dict.fromkeys(prompts))
@@ -189,8 +276,26 @@ def extract_to_store(
     done = 0
     for row_have, missing in groups.items():
         todo = [s for s, present in zip(resolved, row_have, strict=True) if not present]
-        done += _extract_group(loaded, missing, todo, store, batch_size, progress, record_prompts, keep_tokens)
+        done += _extract_group(
+            loaded, missing, todo, store, batch_size, progress, record_prompts, keep_tokens, interventions
+        )
     return done
+
+
+def _check_store_interventions(store: ActivationStore, interventions: Sequence[Any]) -> None:
+    want = identities(interventions) if interventions else None
+    have = store.fingerprint.get("interventions") or None
+    if want == have:
+        return
+    if want is None:
+        raise InvalidInputError(
+            f"the store at {store.path} holds activations of an ablated model ({have}); clean activations go to the "
+            "model's own store"
+        )
+    raise InvalidInputError(
+        f"the store at {store.path} does not record these interventions ({want}); ablated activations go to a store "
+        "whose fingerprint has them (fastprobe.extraction.intervened_fingerprint), never the clean model's"
+    )
 
 
 def _extract_group(
@@ -202,6 +307,7 @@ def _extract_group(
     progress: bool,
     record_prompts: int,
     keep_tokens: bool,
+    interventions: Sequence[Any] = (),
 ) -> int:
     import torch
 
@@ -232,7 +338,7 @@ def _extract_group(
             counts.clear()
 
     try:
-        for batch in runner.forward_batches(loaded, prompts, sites, batch_size, progress):
+        for batch in runner.forward_batches(loaded, prompts, sites, batch_size, progress, interventions=interventions):
             slabs.append(torch.stack([batch.tokens(s) for s in sites]).float().cpu().numpy())
             counts.append(batch.mask.sum(dim=1).cpu().numpy())
             names.extend(prompts[i] for i in batch.idx)

@@ -14,6 +14,7 @@ import numpy as np
 from fastprobe import features
 from fastprobe.estimators import build_classifier
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
+from fastprobe.extraction import intervened_fingerprint
 from fastprobe.layers import is_auto, is_sweep, resolve_auto_candidates, resolve_layers
 from fastprobe.model import check_dtype, model_identity
 from fastprobe.store.pooling import PoolingSpec, resolve_pooling_spec
@@ -73,6 +74,11 @@ def check_params(probe: Any, *, construction: bool = False) -> ProbeSetup:
     """
     if probe.task not in TASKS:
         raise UnknownOptionError(f"Unknown task {probe.task!r}; expected one of: {', '.join(TASKS)}")
+    interventions = getattr(probe, "interventions", None)  # None for probes unpickled from before it existed
+    if interventions is not None:
+        if isinstance(interventions, (str, bytes)) or not isinstance(interventions, (list, tuple)):
+            raise InvalidInputError(f"interventions must be a list of ablations; got {interventions!r}")
+        intervened_fingerprint({}, interventions)  # each must have an identity the cache can key
     if not construction and (
         probe.normalize_layers not in NORMALIZE_LAYERS
         or (isinstance(probe.normalize_layers, int) and not isinstance(probe.normalize_layers, bool))
@@ -197,6 +203,7 @@ def probe_context(probe: Any, remote: bool | None = None) -> features.ModelConte
         probe.backend,
         bool(probe.remote if remote is None else remote),
         getattr(probe, "revision", None),  # None for probes unpickled from before it existed
+        tuple(getattr(probe, "interventions", None) or ()),
     )
 
 

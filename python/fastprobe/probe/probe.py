@@ -101,6 +101,9 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
     revision : str, optional
         The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch. Activations
         are cached per resolved commit, so two revisions never share them.
+    interventions : list of HeadAblation or EdgeAblation, optional
+        Probe the model changed by these ablations (:mod:`fastprobe.extraction.ablation`); positions per prompt
+        are given by prompt text. Its activations are cached under the changed model's own fingerprint.
 
     Attributes
     ----------
@@ -179,6 +182,7 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         mass_mean_augment: bool = False,
         compute_backend: str = "sklearn",
         revision: str | None = None,
+        interventions: Any = None,
     ) -> None:
         self.model = model
         self.layers = layers
@@ -204,6 +208,7 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         self.mass_mean_augment = mass_mean_augment
         self.compute_backend = compute_backend
         self.revision = revision
+        self.interventions = interventions
         check_params(self, construction=True)
 
     # ------------------------------------------------------------------ fitting
