@@ -1,10 +1,25 @@
-"""Attention-head probing: where in a text a token is, and (to come) which heads move it and what they carry.
+"""Attention-head probing: where in a text a token is, which heads move it, and what they carry.
 
-So far: :func:`find_token_positions`, a substring's token positions from the fast tokenizer's character offsets.
+- :func:`find_token_positions`: a substring's token positions, from the fast tokenizer's character offsets;
+- :func:`score_heads`: every (layer, head) scored by how much a query token reads chosen key tokens
+  (:class:`HeadScores`: a ranking, a table, a heatmap);
+- :class:`HeadAblation` and :class:`EdgeAblation` (from :mod:`fastprobe.extraction`): heads that contribute
+  nothing, query-to-key edges removed, usable wherever extraction runs.
 """
 
 from __future__ import annotations
 
+from fastprobe.extraction import EdgeAblation, HeadAblation
+from fastprobe.heads.finder import HEAD_METRICS, HeadScores, score_heads
 from fastprobe.heads.positions import OCCURRENCES, TokenSpan, find_token_positions
 
-__all__ = ["OCCURRENCES", "TokenSpan", "find_token_positions"]
+__all__ = [
+    "HEAD_METRICS",
+    "OCCURRENCES",
+    "EdgeAblation",
+    "HeadAblation",
+    "HeadScores",
+    "TokenSpan",
+    "find_token_positions",
+    "score_heads",
+]
