@@ -2,7 +2,8 @@
 
 A facade: every name lives in :mod:`fastprobe.estimators` (the name tables and :func:`build_classifier` in
 ``fastprobe.estimators.registry``). Each name in :data:`CLASSIFIERS` means what it means in lmprobe; where a Rust
-solver computes the same model, the name builds a fastprobe estimator.
+solver computes the same model, the name builds a fastprobe estimator. ``"mlp"`` (:class:`MLPProbe`) is fastprobe's
+own addition.
 """
 
 from fastprobe.estimators import (  # noqa: F401  (importable from this module before; not lmprobe's names)
@@ -17,6 +18,7 @@ from fastprobe.estimators import (  # noqa: F401  (importable from this module b
     LogisticProbe,
     MassMeanClassifier,
     MassMeanProbe,
+    MLPProbe,
     RidgeClassifierProbe,
     RidgeProbe,
     SGDTorchClassifier,
@@ -34,6 +36,7 @@ __all__ = [
     "EnsembleClassifier",
     "GroupLassoClassifier",
     "LogisticEnsemble",
+    "MLPProbe",
     "MassMeanClassifier",
     "SGDTorchClassifier",
     "build_classifier",

@@ -3,7 +3,8 @@
 A probe deployed as a monitor is judged by more than its accuracy on one test set: how far that accuracy could be
 from the truth (:func:`accuracy_ci`, :func:`auroc_ci`), whether its probabilities mean what they say
 (:func:`expected_calibration_error`), and what it catches at the false-positive rate its operators can afford on
-benign traffic (:func:`threshold_at_fpr`). :meth:`fastprobe.Probe.evaluate` reports all of them.
+benign traffic (:func:`threshold_at_fpr`). With several classes, where the errors go: :func:`per_class_metrics`
+and :func:`confusion_matrix`. :meth:`fastprobe.Probe.evaluate` reports all of them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ __all__ = [
     "auroc_ci",
     "bootstrap_indices",
     "classification_metrics",
+    "confusion_matrix",
     "eval_hash",
     "expected_calibration_error",
+    "per_class_metrics",
     "threshold_at_fpr",
 ]
 
@@ -270,6 +273,106 @@ def classification_metrics(y: Any, pred: Any, proba: Any, classes: Any) -> dict[
         elif set(np.unique(y).tolist()) <= set(np.asarray(classes).tolist()):
             out["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
     return out
+
+
+def _class_positions(y: Any, pred: Any, classes: Any) -> tuple[list[Any], np.ndarray, np.ndarray]:
+    """Return the classes as a list and each row's true and predicted class position (-1: not in ``classes``)."""
+    truth, guess = np.asarray(y), np.asarray(pred)
+    if truth.ndim != 1 or truth.shape != guess.shape:
+        raise ShapeMismatchError(
+            f"y and pred must be 1-D arrays of one length; got shapes {truth.shape} and {guess.shape}"
+        )
+    labels = np.asarray(classes).tolist()
+    if np.ndim(classes) != 1 or not labels:
+        raise InvalidInputError(f"classes must be a non-empty 1-D sequence of labels; got {classes!r}")
+    position = {label: i for i, label in enumerate(labels)}
+    if len(position) != len(labels):
+        raise InvalidInputError(f"classes must not repeat a label; got {labels!r}")
+    rows = np.array([position.get(v, -1) for v in truth.tolist()], dtype=np.int64)
+    cols = np.array([position.get(v, -1) for v in guess.tolist()], dtype=np.int64)
+    return labels, rows, cols
+
+
+def confusion_matrix(y: Any, pred: Any, classes: Any) -> list[list[int]]:
+    """Count each (true class, predicted class) pair.
+
+    Parameters
+    ----------
+    y, pred : array-like of shape (n,)
+        True and predicted labels.
+    classes : array-like of shape (n_classes,)
+        The labels, in the order of the rows and columns. A pair with a label outside ``classes`` is not counted.
+
+    Returns
+    -------
+    list of list of int
+        ``out[i][j]``: how many rows of class ``classes[i]`` were predicted as ``classes[j]`` (rows: true class,
+        columns: predicted class), as plain ints (JSON-serialisable).
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``y`` and ``pred`` are not 1-D arrays of one length.
+    InvalidInputError
+        If ``classes`` is empty or repeats a label.
+    """
+    labels, rows, cols = _class_positions(y, pred, classes)
+    k = len(labels)
+    known = (rows >= 0) & (cols >= 0)
+    counts: list[list[int]] = np.bincount(rows[known] * k + cols[known], minlength=k * k).reshape(k, k).tolist()
+    return counts
+
+
+def per_class_metrics(y: Any, pred: Any, classes: Any) -> dict[str, dict[str, float | int]]:
+    """Compute the precision, recall, f1 and support of every class (one-vs-rest).
+
+    Per class ``c``: precision = TP / (rows predicted ``c``), recall = TP / support, f1 = 2 TP / (support + rows
+    predicted ``c``), each 0.0 where its denominator is 0 (scikit-learn's ``zero_division=0``); support = the rows
+    of class ``c`` in ``y``. Every row counts, also one whose other label is outside ``classes`` (predicting ``c``
+    for a row of an unlisted class is a false positive of ``c``), as in scikit-learn's
+    ``precision_recall_fscore_support(labels=classes)``.
+
+    Parameters
+    ----------
+    y, pred : array-like of shape (n,)
+        True and predicted labels.
+    classes : array-like of shape (n_classes,)
+        The labels to report, in this order.
+
+    Returns
+    -------
+    dict
+        ``str(label)`` -> ``{"precision": float, "recall": float, "f1": float, "support": int}``, in ``classes``
+        order (string keys, so that the result is JSON-serialisable).
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``y`` and ``pred`` are not 1-D arrays of one length.
+    InvalidInputError
+        If ``classes`` is empty, repeats a label, or holds two labels with the same string.
+    """
+    labels, rows, cols = _class_positions(y, pred, classes)
+    names = [str(label) for label in labels]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"classes must have distinct string forms (they become the keys); got {labels!r}")
+    k = len(labels)
+    tp = np.bincount(rows[(rows == cols) & (rows >= 0)], minlength=k)
+    support = np.bincount(rows[rows >= 0], minlength=k)
+    predicted = np.bincount(cols[cols >= 0], minlength=k)
+
+    def ratio(num: int, den: int) -> float:
+        return float(num / den) if den else 0.0
+
+    return {
+        name: {
+            "precision": ratio(int(tp[i]), int(predicted[i])),
+            "recall": ratio(int(tp[i]), int(support[i])),
+            "f1": ratio(2 * int(tp[i]), int(support[i] + predicted[i])),
+            "support": int(support[i]),
+        }
+        for i, name in enumerate(names)
+    }
 
 
 def eval_hash(prompts: Sequence[str], labels: Any) -> str:

@@ -10,9 +10,10 @@ accumulate in float64 and return float64 coefficients. ``n_threads=None`` uses f
 
 One file per family: :mod:`~fastprobe.estimators.ridge`, :mod:`~fastprobe.estimators.logistic`,
 :mod:`~fastprobe.estimators.group_lasso`, :mod:`~fastprobe.estimators.mass_mean`,
-:mod:`~fastprobe.estimators.scaler`, :mod:`~fastprobe.estimators.sgd_torch`, :mod:`~fastprobe.estimators.ensemble`;
-:mod:`~fastprobe.estimators.registry` builds them from lmprobe's classifier names. lmprobe's classes and helpers
-are also importable from ``fastprobe.classifiers`` and ``fastprobe.scaling``.
+:mod:`~fastprobe.estimators.scaler`, :mod:`~fastprobe.estimators.sgd_torch`, :mod:`~fastprobe.estimators.mlp` (a
+one-hidden-layer network in torch), :mod:`~fastprobe.estimators.ensemble`; :mod:`~fastprobe.estimators.registry`
+builds them from lmprobe's classifier names (and fastprobe's ``"mlp"``). lmprobe's classes and helpers are also
+importable from ``fastprobe.classifiers`` and ``fastprobe.scaling``.
 """
 
 from fastprobe.estimators._base import SolverPlan, solver_plan
@@ -20,6 +21,7 @@ from fastprobe.estimators.ensemble import EnsembleClassifier, LogisticEnsemble
 from fastprobe.estimators.group_lasso import GroupLassoClassifier, GroupLassoProbe
 from fastprobe.estimators.logistic import LogisticProbe, logistic_path
 from fastprobe.estimators.mass_mean import MassMeanClassifier, MassMeanProbe
+from fastprobe.estimators.mlp import MLPProbe
 from fastprobe.estimators.registry import (
     BUILTIN_CLASSIFIERS,
     CLASSIFICATION_CLASSIFIERS,
@@ -45,6 +47,7 @@ __all__ = [
     "LayerScaler",
     "LogisticEnsemble",
     "LogisticProbe",
+    "MLPProbe",
     "MassMeanClassifier",
     "MassMeanProbe",
     "PerLayerScaler",

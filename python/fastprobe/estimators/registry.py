@@ -1,9 +1,10 @@
 """The classifiers a :class:`~fastprobe.Probe` accepts by name, and lmprobe's helpers that build and check them.
 
 Each name in :data:`CLASSIFIERS` means what it means in lmprobe (same defaults, ``classifier_kwargs`` override
-them). Where a Rust solver computes the same model, the name builds a fastprobe estimator; options that solver does
-not have (say ``penalty="l1"``) fall back to the scikit-learn estimator lmprobe would build, so every option keeps
-working. :func:`build_classifier` says which one a configuration gets.
+them), except ``"mlp"``, fastprobe's own (a one-hidden-layer network, :class:`MLPProbe`, for classification). Where
+a Rust solver computes the same model, the name builds a fastprobe estimator; options that solver does not have (say
+``penalty="l1"``) fall back to the scikit-learn estimator lmprobe would build, so every option keeps working.
+:func:`build_classifier` says which one a configuration gets.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from fastprobe.estimators._base import only_options, positive_option
 from fastprobe.estimators.ensemble import EnsembleClassifier
 from fastprobe.estimators.logistic import LogisticProbe
 from fastprobe.estimators.mass_mean import MassMeanClassifier, MassMeanProbe
+from fastprobe.estimators.mlp import MLPProbe
 from fastprobe.estimators.ridge import RidgeClassifierProbe, RidgeProbe
 from fastprobe.estimators.sgd_torch import SGDTorchClassifier
 from fastprobe.exceptions import InvalidEstimatorError, UnknownOptionError
@@ -47,6 +49,7 @@ CLASSIFIERS: tuple[str, ...] = (
     "mass_mean",
     "lda",
     "ensemble",
+    "mlp",
 )
 #: lmprobe's sets of the same names: all of them, those for classification, those for regression.
 BUILTIN_CLASSIFIERS: frozenset[str] = frozenset(CLASSIFIERS)
@@ -180,6 +183,8 @@ def build_classifier(
     ``lda``                    linear discriminant analysis                           ``MassMeanProbe(whiten=True)``
                                                                                       (shrinkage); else sklearn's LDA
     ``ensemble``               :class:`EnsembleClassifier` (C in 0.01 ... 5)          solver "lbfgs"
+    ``mlp``                    :class:`MLPProbe` (torch; hidden_size=128, Adam,       no (torch); classification only
+                               early stopping on a 10% hold-out)
     =========================  =====================================================  ==================================
 
     With ``task="regression"`` the default ``"logistic_regression"`` means ridge regression (``alpha=1``).
@@ -280,4 +285,6 @@ def _named(name: str, random_state: int | None, kwargs: dict[str, Any]) -> BaseE
         return SVC(**{"kernel": "linear", "probability": True, "random_state": random_state, **kwargs})
     if name == "sgd":
         return SGDClassifier(**{"loss": "log_loss", "random_state": random_state, **kwargs})
+    if name == "mlp":
+        return MLPProbe(**{"random_state": random_state, **kwargs})
     return SGDTorchClassifier(**{"random_state": random_state, **kwargs})

@@ -19,7 +19,13 @@ __all__ = ["monitor_metrics", "point_metrics"]
 def point_metrics(
     probe: Any, spec: PoolingSpec, X: np.ndarray, offsets: np.ndarray | None, y: np.ndarray
 ) -> tuple[dict[str, Any], np.ndarray | None]:
-    """Point metrics of :meth:`Probe.evaluate`, and the per-prompt class probabilities (None without them)."""
+    """Point metrics of :meth:`Probe.evaluate`, and the per-prompt class probabilities (None without them).
+
+    Classification adds, for any number of classes, ``per_class`` (:func:`fastprobe.metrics.per_class_metrics`:
+    ``str(label)`` -> precision, recall, f1, support) and ``confusion_matrix``
+    (:func:`fastprobe.metrics.confusion_matrix`: rows the true class, columns the predicted one, in ``classes_``
+    order; a pair with a label outside ``classes_`` has no cell).
+    """
     from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score
 
     if probe.task == "regression":
@@ -37,7 +43,10 @@ def point_metrics(
         pred = np.asarray(classes[np.argmax(proba, axis=1)])
     else:
         pred = predict_rows(probe, spec, X, offsets)
-    return metrics.classification_metrics(y, pred, proba, classes), proba
+    out = metrics.classification_metrics(y, pred, proba, classes)
+    out["per_class"] = metrics.per_class_metrics(y, pred, classes)
+    out["confusion_matrix"] = metrics.confusion_matrix(y, pred, classes)
+    return out, proba
 
 
 def monitor_metrics(

@@ -102,7 +102,8 @@ class LayerSweepResult:
     def table(self) -> Any:
         """Return the metrics of the last :meth:`evaluate`, one row per layer.
 
-        Interval metrics become two columns (``accuracy_ci_low``, ``accuracy_ci_high``, ...).
+        Interval metrics become two columns (``accuracy_ci_low``, ``accuracy_ci_high``, ...); the per-class metrics
+        and confusion matrix stay in :attr:`metrics_`.
 
         Returns
         -------
@@ -117,7 +118,7 @@ class LayerSweepResult:
             for key, value in self.metrics_[layer].items():
                 if isinstance(value, tuple) and len(value) == 2:
                     row[f"{key}_low"], row[f"{key}_high"] = value
-                elif key != "eval_hash":
+                elif key != "eval_hash" and not isinstance(value, (dict, list)):  # per-class tables stay in metrics_
                     row[key] = value
             rows.append(row)
         try:

@@ -406,7 +406,9 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         """Metrics on labelled prompts, from one read of their activations.
 
         Classification: ``accuracy``, ``f1``, ``precision``, ``recall`` (of ``classes_[1]`` for two classes, macro
-        averages beyond), ``auroc`` (when the classifier has probabilities and both classes occur). Regression:
+        averages beyond), ``auroc`` (when the classifier has probabilities and both classes occur), ``per_class``
+        (each class's precision, recall, f1 and support) and ``confusion_matrix`` (rows: true class, columns:
+        predicted, in ``classes_`` order). Regression:
         ``r2``, ``mse``, ``mae``. Always ``n_eval`` and ``eval_hash`` (SHA-256 of the sorted prompts and labels,
         lmprobe's formula). In sweep mode: ``layer_results`` (the metrics of every layer), ``best_layer`` and
         ``best_accuracy`` (R^2 for regression) plus the best layer's metrics, and the probe switches to that layer.
