@@ -134,3 +134,83 @@ def test_only_chosen_layers_and_bad_examples() -> None:
     if adds_bos(loaded.tokenizer):
         with pytest.raises(InvalidInputError, match="key position 0 is the first token, which ignore_bos leaves out"):
             score_heads(loaded, TEXTS, queries, [[0], *keys[1:]], progress=False)
+
+
+# ---------------------------------------------------------------------------------------------- causal check
+
+
+def hand_log_probs(loaded: Any, texts: list[str], positions: list[int], ids: list[int], head: tuple[int, int] | None):
+    """Log-probabilities from the causal LM run by hand, one text at a time, a pre-hook zeroing the head's slice."""
+    from transformers import AutoModelForCausalLM
+
+    lm = AutoModelForCausalLM.from_pretrained(loaded.name).eval()
+    handle = None
+    if head is not None:
+        layer, h = head
+        proj = anatomy(lm).attention_projection(layer)
+        d = proj.in_features // anatomy(lm).n_heads
+
+        def zero(_m: Any, args: Any) -> Any:
+            x = args[0].clone()
+            x[..., h * d : (h + 1) * d] = 0.0
+            return (x, *args[1:])
+
+        handle = proj.register_forward_pre_hook(zero)
+    out = []
+    try:
+        for text, p, t in zip(texts, positions, ids, strict=True):
+            with torch.inference_mode():
+                logits = lm(**loaded.tokenizer([text], return_tensors="pt")).logits[0, p]
+            out.append(float(torch.log_softmax(logits.double(), dim=-1)[t]))
+    finally:
+        if handle is not None:
+            handle.remove()
+    return np.asarray(out)
+
+
+def test_head_effects_on_log_probabilities_equal_a_hand_computation() -> None:
+    from fastprobe.heads import head_effects
+
+    loaded = load_model(tiny_model("llama"), device="cpu")
+    queries, _ = examples(loaded)
+    ids = [loaded.tokenizer(t)["input_ids"][q + 1] for t, q in zip(TEXTS, queries, strict=True)]  # the next token
+    effects = head_effects(loaded, TEXTS, queries, ["1.0", (3, 2)], targets=ids, batch_size=2, progress=False)
+    clean = hand_log_probs(loaded, TEXTS, queries, ids, None)
+    assert effects.metric == "log_prob" and effects.heads == [(1, 0), (3, 2)]
+    assert effects.clean == pytest.approx(clean.mean(), abs=1e-5)
+    for k, head in enumerate(effects.heads):
+        ablated = hand_log_probs(loaded, TEXTS, queries, ids, head)
+        assert effects.ablated[k] == pytest.approx(ablated.mean(), abs=1e-5)
+        np.testing.assert_allclose(effects.example_drop[k], clean - ablated, atol=1e-5)
+    assert [r["head_name"] for r in _records(effects.table())] == [
+        f"{effects.heads[i][0]}.{effects.heads[i][1]}" for i in np.argsort(-effects.drop, kind="stable")
+    ]
+
+
+def _records(table: Any) -> list[dict[str, Any]]:
+    return table.to_dict("records") if hasattr(table, "to_dict") else table
+
+
+def test_head_effects_on_a_probe_reading_the_head() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from fastprobe.extraction import extract_at
+    from fastprobe.heads import head_effects
+
+    loaded = load_model(tiny_model("llama"), device="cpu")
+    texts = [f"The {w} said it was {a}." for w in ("cat", "dog", "sky", "sea", "car", "sun") for a in ("red", "blue")]
+    positions = [find_token_positions(loaded, t, "it").last for t in texts]
+    labels = np.array([i % 3 for i in range(len(texts))])
+    X = extract_at(loaded, texts, positions, "head.1.0", progress=False)
+    clf = LogisticRegression(max_iter=2000).fit(X, labels)
+    effects = head_effects(
+        loaded, texts, positions, ["1.0", "2.0"], classifier=clf, site="head.1.0", labels=labels, progress=False
+    )
+    assert effects.clean == pytest.approx(float(np.mean(clf.predict(X) == labels)))
+    zeros = np.zeros_like(X)
+    assert effects.ablated[0] == pytest.approx(float(np.mean(clf.predict(zeros) == labels)))  # the head gives 0
+    assert effects.ablated[1] == effects.clean  # a later head cannot change block 1
+    with pytest.raises(InvalidInputError, match="give either targets"):
+        head_effects(loaded, texts, positions, "1.0", progress=False)
+    with pytest.raises(InvalidInputError, match=r"targets\[0\]: ' it was' is \d+ tokens"):
+        head_effects(loaded, texts, positions, "1.0", targets=[" it was"] * len(texts), progress=False)

@@ -22,7 +22,13 @@ Models are loaded by :mod:`fastprobe.model`; its loading names are re-exported h
 
 from __future__ import annotations
 
-from fastprobe.extraction.ablation import ABLATION_MODES, EdgeAblation, HeadAblation, intervened_fingerprint
+from fastprobe.extraction.ablation import (
+    ABLATION_MODES,
+    EdgeAblation,
+    HeadAblation,
+    intervened_fingerprint,
+    parse_heads,
+)
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, build_plan
 from fastprobe.extraction.runner import Generation, forward_batches, generate_batches
 from fastprobe.extraction.to_store import FLOAT16_MAX, extract_at, extract_pooled, extract_to_store, storage_dtype
@@ -61,6 +67,7 @@ __all__ = [
     "intervened_fingerprint",
     "load_model",
     "model_fingerprint",
+    "parse_heads",
     "resolve_device",
     "storage_dtype",
     "tokenize",

@@ -238,6 +238,8 @@ class Captured:
         self._heads: dict[int, Any] = {}
         #: Attention rows read during the pass (``forward_batches(attention_queries=...)``): block -> ``(B, heads, S)``.
         self.attention: dict[int, Any] = {}
+        #: The pass's logits, ``(B, S, vocabulary)``, when it ran with the language-model head (else None).
+        self.logits: Any = None
 
     def _head_weight(self, site: Site) -> Any:
         if site.layer not in self._heads:

@@ -193,14 +193,23 @@ def _out_of_memory(loaded: LoadedModel, chunk: list[int], rows: list[dict[str, l
 
 
 def _run_pass(
-    loaded: LoadedModel, batch: dict[str, Any], plan: ExtractionPlan, state: _Capture, paths: dict[int, str]
+    loaded: LoadedModel,
+    batch: dict[str, Any],
+    plan: ExtractionPlan,
+    state: _Capture,
+    paths: dict[int, str],
+    lm: Any = None,
 ) -> dict[tuple[str, int], Any]:
+    """Run one pass; with ``lm`` (the model with its head), run it to the end and keep its logits."""
     import torch
 
     state.captured.clear()
     with torch.inference_mode():
         if loaded.backend == "nnsight":
             return trace_batch(loaded, batch, plan, paths)
+        if lm is not None:
+            logits = lm(**batch, use_cache=False).logits
+            return {**state.captured, ("logits", 0): logits}
         try:
             loaded.model(**batch, use_cache=False)
         except StopForward:
@@ -250,6 +259,7 @@ def forward_batches(
     interventions: Sequence[Any] = (),
     attention_queries: Sequence[int] | None = None,
     attention_layers: Sequence[int] | None = None,
+    logits: bool = False,
 ) -> Iterator[Captured]:
     """Yield one :class:`~fastprobe.extraction.plan.Captured` per forward pass, prompts batched by (token length, text).
 
@@ -273,11 +283,14 @@ def forward_batches(
         ``sites``).
     attention_layers : sequence of int, optional
         The blocks whose attention rows are read (default: every block).
+    logits : bool, default=False
+        Run the model with its language-model head (:func:`fastprobe.model.causal_lm`) to the end: each pass's
+        :attr:`~fastprobe.extraction.plan.Captured.logits` holds its ``(B, S, vocabulary)`` logits.
 
     Raises
     ------
     InvalidInputError
-        For a bad batch size or prompt, interventions or attention reads on the nnsight backend, or an ablation
+        For a bad batch size or prompt, interventions, attention reads or logits on the nnsight backend, or an ablation
         naming a head the model lacks or a position outside a prompt.
     FastprobeError
         If a single prompt runs out of memory, or the pass never reaches a site.
@@ -286,9 +299,12 @@ def forward_batches(
     rows = tokenize(loaded, prompts)
     lengths = [len(r["input_ids"]) for r in rows]
     means = _reference_means(loaded, interventions, batch_size) if interventions else None
-    plan = build_plan(loaded.model, list(sites), interventions, prompts=prompts, lengths=lengths, means=means)
+    lm = causal_lm(loaded) if logits else None
+    plan = build_plan(
+        loaded.model if lm is None else lm, list(sites), interventions, prompts=prompts, lengths=lengths, means=means
+    )
     reads_attention = attention_queries is not None
-    if (plan.changes or plan.attention or reads_attention) and loaded.backend != "local":
+    if (plan.changes or plan.attention or reads_attention or logits) and loaded.backend != "local":
         raise InvalidInputError(
             f"interventions and attention reads run on the local backend; this model uses {loaded.backend!r}"
         )
@@ -299,10 +315,10 @@ def forward_batches(
         layers = set(range(plan.body.n_layers) if attention_layers is None else attention_layers)
         handlers.append(attention_rows(layers, lambda: plan.context.first + _batch_queries(plan, queries), rows_out))
     chunks = _Chunks(length_order(prompts, rows), batch_size)
-    state = _Capture(plan, stop=True)
+    state = _Capture(plan, stop=lm is None)
     handles = install_hooks(plan, state) if loaded.backend == "local" else []
     paths = module_paths(loaded.model) if loaded.backend == "nnsight" else {}
-    use_positions = accepts_kwarg(loaded.model, "position_ids")
+    use_positions = accepts_kwarg(loaded.model if lm is None else lm, "position_ids")
     meter = _Progress(len(prompts), "extracting", progress)
     routing = attention_handlers(plan.body.blocks, handlers) if handlers else None
     try:
@@ -320,7 +336,7 @@ def forward_batches(
                 routes.set_padding(mask)
             rows_out.clear()
             try:
-                captured = _run_pass(loaded, batch, plan, state, paths)
+                captured = _run_pass(loaded, batch, plan, state, paths, lm)
             except _oom_errors() as err:
                 state.captured.clear()
                 del batch
@@ -330,6 +346,7 @@ def forward_batches(
             state.check(loaded.model, captured)
             done = Captured(idx, mask, captured, plan.body)
             done.attention = dict(rows_out)
+            done.logits = captured.get(("logits", 0))
             yield done
             state.captured.clear()
             meter.update(len(chunk), int(mask.sum()))

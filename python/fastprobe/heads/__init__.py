@@ -3,6 +3,8 @@
 - :func:`find_token_positions`: a substring's token positions, from the fast tokenizer's character offsets;
 - :func:`score_heads`: every (layer, head) scored by how much a query token reads chosen key tokens
   (:class:`HeadScores`: a ranking, a table, a heatmap);
+- :func:`head_effects`: the causal check, what is lost (a token's log-probability, a probe's accuracy) when each
+  head is ablated;
 - :class:`HeadAblation` and :class:`EdgeAblation` (from :mod:`fastprobe.extraction`): heads that contribute
   nothing, query-to-key edges removed, usable wherever extraction runs.
 """
@@ -10,6 +12,7 @@
 from __future__ import annotations
 
 from fastprobe.extraction import EdgeAblation, HeadAblation
+from fastprobe.heads.effects import HeadEffects, head_effects
 from fastprobe.heads.finder import HEAD_METRICS, HeadScores, score_heads
 from fastprobe.heads.positions import OCCURRENCES, TokenSpan, find_token_positions
 
@@ -18,8 +21,10 @@ __all__ = [
     "OCCURRENCES",
     "EdgeAblation",
     "HeadAblation",
+    "HeadEffects",
     "HeadScores",
     "TokenSpan",
     "find_token_positions",
+    "head_effects",
     "score_heads",
 ]
