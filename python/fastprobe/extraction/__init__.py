@@ -28,6 +28,7 @@ from fastprobe.extraction.ablation import (
     HeadAblation,
     intervened_fingerprint,
     parse_heads,
+    prefix_safe,
 )
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, build_plan
 from fastprobe.extraction.runner import Generation, forward_batches, generate_batches
@@ -68,6 +69,7 @@ __all__ = [
     "load_model",
     "model_fingerprint",
     "parse_heads",
+    "prefix_safe",
     "resolve_device",
     "storage_dtype",
     "tokenize",

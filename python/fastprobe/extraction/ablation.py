@@ -32,7 +32,15 @@ from fastprobe.extraction.batch import PassContext
 from fastprobe.model import Anatomy
 from fastprobe.sites import Site, parse_site, resolve_sites
 
-__all__ = ["ABLATION_MODES", "EdgeAblation", "HeadAblation", "identities", "intervened_fingerprint", "parse_heads"]
+__all__ = [
+    "ABLATION_MODES",
+    "EdgeAblation",
+    "HeadAblation",
+    "identities",
+    "intervened_fingerprint",
+    "parse_heads",
+    "prefix_safe",
+]
 
 _BARE_HEAD = re.compile(r"^-?\d+\.-?\d+$")
 #: What an ablated head's input slice becomes.
@@ -422,3 +430,12 @@ def intervened_fingerprint(fingerprint: Mapping[str, Any], interventions: Sequen
     if interventions:
         out["interventions"] = identities(interventions)
     return out
+
+
+def prefix_safe(interventions: Sequence[Any]) -> bool:
+    """Whether ``interventions`` leave a token's activations independent of later tokens in a causal model.
+
+    True for none, and for head ablations everywhere (zero or a fixed mean); positions per prompt and functions
+    may refer to later tokens.
+    """
+    return all(isinstance(i, HeadAblation) and i.positions is None for i in interventions)

@@ -260,6 +260,7 @@ def forward_batches(
     attention_queries: Sequence[int] | None = None,
     attention_layers: Sequence[int] | None = None,
     logits: bool = False,
+    keep: Sequence[int] | None = None,
 ) -> Iterator[Captured]:
     """Yield one :class:`~fastprobe.extraction.plan.Captured` per forward pass, prompts batched by (token length, text).
 
@@ -286,6 +287,9 @@ def forward_batches(
     logits : bool, default=False
         Run the model with its language-model head (:func:`fastprobe.model.causal_lm`) to the end: each pass's
         :attr:`~fastprobe.extraction.plan.Captured.logits` holds its ``(B, S, vocabulary)`` logits.
+    keep : sequence of int, optional
+        Per prompt, how many of its first tokens to run (the rest are dropped before the pass). In a causal model
+        the activations of the tokens kept do not depend on those dropped.
 
     Raises
     ------
@@ -297,6 +301,8 @@ def forward_batches(
     """
     check_batch_size(batch_size)
     rows = tokenize(loaded, prompts)
+    if keep is not None:
+        rows = [{k: v[: max(1, int(n))] for k, v in r.items()} for r, n in zip(rows, keep, strict=True)]
     lengths = [len(r["input_ids"]) for r in rows]
     means = _reference_means(loaded, interventions, batch_size) if interventions else None
     lm = causal_lm(loaded) if logits else None

@@ -17,7 +17,7 @@ import numpy as np
 from fastprobe._validation import check_prompts
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import runner
-from fastprobe.extraction.ablation import identities
+from fastprobe.extraction.ablation import identities, prefix_safe
 from fastprobe.extraction.plan import Intervention
 from fastprobe.model import LoadedModel, anatomy, tokenize
 from fastprobe.sites import Site, SiteSpec, resolve_sites
@@ -138,6 +138,11 @@ def extract_at(
     numpy.ndarray of shape (len(prompts), len(sites) * hidden_size), float32
         In input order.
 
+    Notes
+    -----
+    In a causal model, a prompt's tokens after its position cannot change what is read there, so they are not run
+    (unless an intervention with positions, or a function, is active).
+
     Raises
     ------
     InvalidInputError
@@ -169,7 +174,12 @@ def extract_at(
     h = body.hidden_size
     out = np.empty((len(prompts), len(resolved) * h), dtype=np.float32)
     where = torch.tensor(fixed, dtype=torch.long)
-    batches = runner.forward_batches(loaded, prompts, resolved, batch_size, progress, interventions=interventions)
+    # In a causal model nothing after the position changes it: run each prompt's tokens up to it only (unless an
+    # intervention could depend on the later tokens).
+    keep = [q + 1 for q in fixed] if body.is_causal and prefix_safe(interventions) else None
+    batches = runner.forward_batches(
+        loaded, prompts, resolved, batch_size, progress, interventions=interventions, keep=keep
+    )
     for batch in batches:
         first = batch.mask.int().argmax(dim=1)
         cols = first + where[torch.as_tensor(batch.idx)].to(first.device)

@@ -13,8 +13,8 @@ Two file formats:
   code from the file (no pickle) and checks every key, shape and the checksum.
 - :meth:`PositionDataset.to_jsonl` / :meth:`PositionDataset.from_jsonl`: the JSON Lines format of the attention-head
   probing workflow: line 1 a metadata object (``layer``, ``head``, ``class_labels``, ``llm``, ``timestamp``, the
-  user's keys), then one ``{"activation": [...], "label": k}`` line per example. Floats are written as the shortest
-  decimal text that reads back to the same value, so float32 activations round-trip exactly.
+  user's keys), then one ``{"activation": [...], "label": k}`` line per example. Each float32 value is written as
+  the Python float it equals, at ``repr`` precision, so activations round-trip exactly.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def _digest(arrays: Mapping[str, np.ndarray]) -> str:
 
 
 def _layer_head(names: Sequence[str]) -> tuple[int | None, int | None]:
-    """The JSONL ``layer`` and ``head`` of exported sites: set for one head or residual site, else null."""
+    """Return the JSONL ``layer`` and ``head`` of exported sites: set for one head or residual site, else null."""
     if len(names) != 1:
         return None, None
     try:
@@ -355,7 +355,7 @@ class PositionDataset:
         from safetensors.numpy import save
 
         target = _check_path(path, "path")
-        arrays = {
+        arrays: dict[str, np.ndarray] = {
             "X": np.ascontiguousarray(self.X, dtype=np.float32),
             "labels": np.ascontiguousarray(self.labels, dtype=np.int64),
             "positions": np.asarray(self.positions, dtype=np.int64).reshape(-1),
@@ -449,8 +449,8 @@ class PositionDataset:
         ``H``, ``resid.L`` gives ``L`` and null; anything else null), ``class_labels``, ``llm`` (the model's name),
         ``timestamp`` (when the dataset was made), ``sites`` (the exported site names, which :meth:`from_jsonl`
         reads back), then every key of the user metadata (the user's keys win on collision). Each following line is
-        ``{"activation": [floats], "label": k}``, one per example; each float is the shortest decimal that reads
-        back to the same value, so float32 activations round-trip exactly.
+        ``{"activation": [floats], "label": k}``, one per example; each float32 value is written as the Python float
+        it equals, at ``repr`` precision, so it reads back exactly.
 
         Parameters
         ----------
@@ -733,7 +733,7 @@ def _intervention_identities(interventions: Any) -> tuple[list[Any], list[dict[s
 
 
 def _char_positions(loaded: LoadedModel, texts: Sequence[str], spans: Sequence[tuple[int, int, int]]) -> list[int]:
-    """The last token of each character span ``(example, start, end)``: the last token overlapping its characters."""
+    """Return the last token overlapping the characters of each span ``(example, start, end)``."""
     tokenizer = loaded.tokenizer
     if not getattr(tokenizer, "is_fast", False):
         raise InvalidInputError(

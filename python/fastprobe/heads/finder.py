@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
-from fastprobe.extraction import forward_batches
+from fastprobe.extraction import forward_batches, prefix_safe
 from fastprobe.model import LoadedModel, anatomy, load_model, tokenize
 from fastprobe.probe.inspection import pyplot
 from fastprobe.sites import Site
@@ -260,6 +260,15 @@ def score_heads(
             f"example {i}: key position 0 is the first token, which ignore_bos leaves out; pass ignore_bos=False to "
             "score it"
         )
+    if body.is_causal:
+        for i, (q, k) in enumerate(zip(q_pos, k_pos, strict=True)):
+            if max(k) > q:
+                raise InvalidInputError(
+                    f"example {i}: key position {max(k)} is after the query {q}; in a causal model a query reads only "
+                    "earlier tokens"
+                )
+    # In a causal model nothing after the query changes its row: run each text up to its query only.
+    keep = [q + 1 for q in q_pos] if body.is_causal and prefix_safe(interventions) else None
     n, n_heads = len(texts), body.n_heads or 1
     attention = np.zeros((n, len(chosen), n_heads))
     rank = np.zeros((n, len(chosen), n_heads))
@@ -274,6 +283,7 @@ def score_heads(
         interventions=interventions,
         attention_queries=q_pos,
         attention_layers=chosen,
+        keep=keep,
     ):
         _score_batch(batch, chosen, k_pos, drop, attention, rank)
     top_k = (rank <= n_keys[:, None, None]).mean(axis=0)

@@ -121,6 +121,15 @@ class Anatomy:
             f"cannot find the {what} of block {layer} ({type(block).__name__}): looked for " + ", ".join(paths)
         )
 
+    @property
+    def is_causal(self) -> bool:
+        """Whether every block's attention is causal (a token never reads a later one).
+
+        Then a position's activations do not depend on the tokens after it.
+        """
+        flags = [m.is_causal for block in self.blocks for m in block.modules() if hasattr(m, "is_causal")]
+        return bool(flags) and all(bool(f) for f in flags)
+
     def attention_projection(self, layer: int) -> Any:
         """Return the attention output projection of block ``layer`` (``nn.Linear`` or GPT-2's ``Conv1D``)."""
         return self._find(layer, ATTENTION_PROJECTIONS, "attention output projection")
