@@ -10,7 +10,8 @@ The workflow (the noun-it task: 97 nouns x 4 templates = 388 sentences; CPU):
 map returned (eager attention, ``output_attentions=True``), then one more per sentence with a hook on the top head's
 block to read its output, and scikit-learn's logistic regression. ``fastprobe`` uses ``score_heads``,
 ``build_position_dataset`` and ``LogisticProbe``. Each side runs in a fresh process (times include importing and
-loading the model; peak memory is the process's own); medians over ``--repeats``. Also reported: whether both rank
+loading the model; peak memory is the process's own); medians over ``--repeats``. The time of the steps after the
+model is loaded (search, dataset, probe) is reported beside it. Also reported: whether both rank
 the heads the same way, the largest difference of the attention scores and of the probe inputs.
 
 Run with ``make bench`` or ``python benches/heads_vs_transformers.py``; writes ``bench-results/heads.json``.
@@ -60,6 +61,7 @@ def plain(model_path: str, n_nouns: int, out: Path) -> dict[str, Any]:
     texts, nouns, labels, sample = task(n_nouns)
     tok = AutoTokenizer.from_pretrained(model_path)
     model = AutoModel.from_pretrained(model_path, attn_implementation="eager").eval()
+    loaded_at = time.perf_counter()
     n_layers, n_heads = model.config.num_hidden_layers, model.config.num_attention_heads
     weight = np.zeros((n_layers, n_heads))
     for i in sample:
@@ -92,9 +94,10 @@ def plain(model_path: str, n_nouns: int, out: Path) -> dict[str, Any]:
     test, train = order[:n_test], order[n_test:]
     y = np.asarray(labels)
     clf = LogisticRegression(max_iter=1000).fit(X[train], y[train])
+    steps = time.perf_counter() - loaded_at
     np.save(out / "plain_X.npy", X)
     np.save(out / "plain_attention.npy", weight)
-    return {"head": f"{layer}.{head}", "accuracy": float(clf.score(X[test], y[test]))}
+    return {"head": f"{layer}.{head}", "accuracy": float(clf.score(X[test], y[test])), "steps_seconds": steps}
 
 
 def fastprobe_run(model_path: str, n_nouns: int, out: Path) -> dict[str, Any]:
@@ -105,6 +108,7 @@ def fastprobe_run(model_path: str, n_nouns: int, out: Path) -> dict[str, Any]:
 
     texts, nouns, labels, sample = task(n_nouns)
     loaded = load_model(model_path, device="cpu")
+    loaded_at = time.perf_counter()
     it = [find_token_positions(loaded, t, "it", whole_token=True).last for t in texts]
     noun_at = [
         find_token_positions(loaded, t, nouns[y], whole_token=True).last for t, y in zip(texts, labels, strict=True)
@@ -122,9 +126,14 @@ def fastprobe_run(model_path: str, n_nouns: int, out: Path) -> dict[str, Any]:
     )
     train, test = dataset.split(test_size=0.2, random_state=0)
     clf = LogisticProbe(C=1.0, max_iter=1000).fit(train.X, train.labels)
+    steps = time.perf_counter() - loaded_at
     np.save(out / "fastprobe_X.npy", dataset.X)
     np.save(out / "fastprobe_attention.npy", scores.attention)
-    return {"head": f"{layer}.{head}", "accuracy": float(np.mean(clf.predict(test.X) == test.labels))}
+    return {
+        "head": f"{layer}.{head}",
+        "accuracy": float(np.mean(clf.predict(test.X) == test.labels)),
+        "steps_seconds": steps,
+    }
 
 
 def child(kind: str, n_nouns: int, out: Path) -> dict[str, Any]:
@@ -174,6 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for kind in KINDS:
         summary[kind] = {
             "seconds": statistics.median(r["seconds"] for r in runs[kind]),
+            "steps_seconds": statistics.median(r["steps_seconds"] for r in runs[kind]),
             "peak_bytes": statistics.median(r["peak_bytes"] for r in runs[kind]),
             "runs": [round(r["seconds"], 3) for r in runs[kind]],
             "head": runs[kind][0]["head"],
@@ -196,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         f"plain transformers {pl['seconds']:.2f} s (runs {pl['runs']}), {pl['peak_bytes'] / 1e9:.2f} GB peak | "
         f"fastprobe {fp['seconds']:.2f} s (runs {fp['runs']}), {fp['peak_bytes'] / 1e9:.2f} GB peak || "
         f"{pl['seconds'] / fp['seconds']:.1f}x faster, {fp['peak_bytes'] / pl['peak_bytes']:.2f} of the peak memory; "
+        f"the steps after loading the model: {pl['steps_seconds']:.2f} s vs {fp['steps_seconds']:.2f} s "
+        f"({pl['steps_seconds'] / fp['steps_seconds']:.1f}x); "
         f"top head {pl['head']} vs {fp['head']}, same ranking: {summary['same_ranking']} (top 10: "
         f"{summary['same_top10']}), attention max diff {summary['attention_max_diff']:.2e}, probe inputs max diff "
         f"{summary['probe_input_max_diff']:.2e} (of values up to {summary['probe_input_scale']:.2f}); test accuracy "

@@ -14,7 +14,8 @@
 from __future__ import annotations
 
 from fastprobe.extraction import EdgeAblation, HeadAblation
-from fastprobe.heads.dataset import DATASET_FORMAT, PositionDataset, build_position_dataset
+from fastprobe.heads.build import build_position_dataset
+from fastprobe.heads.dataset import DATASET_FORMAT, PositionDataset
 from fastprobe.heads.effects import HeadEffects, head_effects
 from fastprobe.heads.finder import HEAD_METRICS, HeadScores, score_heads
 from fastprobe.heads.positions import OCCURRENCES, TokenSpan, find_token_positions
