@@ -21,8 +21,7 @@ import torch
 
 from fastprobe.exceptions import ArgumentTypeError, FastprobeIOError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import HeadAblation, Intervention, extract_at, load_model
-from fastprobe.heads import TokenSpan, find_token_positions
-from fastprobe.heads import DATASET_FORMAT, PositionDataset, build_position_dataset
+from fastprobe.heads import DATASET_FORMAT, PositionDataset, TokenSpan, build_position_dataset, find_token_positions
 from fastprobe.model import fingerprint_of
 from fastprobe.sites import SiteSpec
 from fastprobe.testing import tiny_model

@@ -16,7 +16,8 @@ import os
 import pathlib
 import pickle
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -173,24 +174,42 @@ def decode(doc: Any, arrays: dict[str, np.ndarray], *, trust_pickle: bool) -> An
     raise FastprobeError(f"unrecognised entry in a stored probe: {sorted(doc)}")
 
 
+def write_atomically(path: str | os.PathLike[str], write: Callable[[BinaryIO], object], what: str) -> None:
+    """Write ``path`` through ``write(file)`` into a temporary file beside it, synced, then renamed over ``path``.
+
+    A failure (or a killed process) leaves an earlier ``path`` intact and no temporary file behind.
+
+    Raises
+    ------
+    FastprobeIOError
+        If the file cannot be written (``"could not save {what} to {path}: ..."``).
+    """
+    target = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(target))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".fastprobe-", suffix=".tmp", dir=folder)
+    except OSError as err:
+        raise FastprobeIOError(f"could not save {what} to {target!r}: {err}") from err
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException as err:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        if isinstance(err, OSError):
+            raise FastprobeIOError(f"could not save {what} to {target!r}: {err}") from err
+        raise
+
+
 def write(path: str | os.PathLike[str], doc: Any, arrays: dict[str, np.ndarray]) -> None:
     """Write a safetensors file atomically (a temporary file renamed over ``path``): failures leave ``path`` intact."""
     from safetensors.numpy import save
 
-    target = os.fspath(path)
     blob = save(arrays, metadata={"format": MAGIC, "state": json.dumps(doc)})
-    folder = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".fastprobe-", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except OSError as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise FastprobeIOError(f"could not save the probe to {target!r}: {err}") from err
+    write_atomically(path, lambda f: f.write(blob), "the probe")
 
 
 def read(path: str | os.PathLike[str]) -> tuple[str, Any, dict[str, np.ndarray]]:

@@ -12,7 +12,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -27,6 +26,7 @@ from fastprobe.exceptions import (
     InvalidInputError,
     ShapeMismatchError,
 )
+from fastprobe.serialization import write_atomically
 
 __all__ = ["MLPProbe"]
 
@@ -376,20 +376,7 @@ class MLPProbe(ClassifierMixin, BaseEstimator):
             f"intercepts.{i}": np.ascontiguousarray(a, dtype=np.float32) for i, a in enumerate(self.intercepts_)
         }
         blob = save(tensors, metadata={"format": FILE_FORMAT, "state": json.dumps(state)})
-        target = os.fspath(path)
-        folder = os.path.dirname(os.path.abspath(target))
-        try:
-            fd, tmp = tempfile.mkstemp(prefix=".fastprobe-", suffix=".tmp", dir=folder)
-        except OSError as err:
-            raise FastprobeIOError(f"could not save the MLPProbe to {target!r}: {err}") from err
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(blob)
-            os.replace(tmp, target)
-        except OSError as err:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise FastprobeIOError(f"could not save the MLPProbe to {target!r}: {err}") from err
+        write_atomically(path, lambda f: f.write(blob), "the MLPProbe")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> MLPProbe:

@@ -29,13 +29,14 @@ import numpy as np
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction.attention import AttentionCall
 from fastprobe.extraction.batch import PassContext
-from fastprobe.model import Anatomy
+from fastprobe.model import Anatomy, resolve_position
 from fastprobe.sites import Site, parse_site, resolve_sites
 
 __all__ = [
     "ABLATION_MODES",
     "EdgeAblation",
     "HeadAblation",
+    "as_positions",
     "identities",
     "intervened_fingerprint",
     "parse_heads",
@@ -86,7 +87,14 @@ def parse_heads(spec: Any) -> list[Site]:
     return out
 
 
-def _as_positions(value: Any, what: str) -> list[int]:
+def as_positions(value: Any, what: str) -> list[int]:
+    """Read token positions given as an int, a list of ints, or a span (``TokenSpan``, ``range``: its every token).
+
+    Raises
+    ------
+    ArgumentTypeError
+        For anything else (the message names ``what``).
+    """
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         return [int(value)]
     if hasattr(value, "start") and hasattr(value, "stop") and not isinstance(value, (str, Mapping)):
@@ -137,19 +145,10 @@ def _per_prompt(
 def _check_positions(
     per_prompt: list[list[int]], prompts: Sequence[str], lengths: Sequence[int], what: str
 ) -> list[list[int]]:
-    out = []
-    for i, (positions, n) in enumerate(zip(per_prompt, lengths, strict=True)):
-        fixed = []
-        for p in positions:
-            q = p + n if p < 0 else p
-            if not 0 <= q < n:
-                raise InvalidInputError(
-                    f"{what}: position {p} is outside prompt {i} ({prompts[i][:40]!r}), which has {n} tokens "
-                    f"(valid: {-n} to {n - 1})"
-                )
-            fixed.append(q)
-        out.append(fixed)
-    return out
+    return [
+        [resolve_position(p, n, f"{what}: position", f"prompt {i} ({prompts[i][:40]!r})") for p in positions]
+        for i, (positions, n) in enumerate(zip(per_prompt, lengths, strict=True))
+    ]
 
 
 def _spec_identity(spec: Any) -> Any:
@@ -253,7 +252,7 @@ class HeadAblation:
             if prompts is None or lengths is None:
                 raise InvalidInputError("a head ablation at positions needs the prompts of the run")
             shared = _shared_positions(self.positions)
-            raw = _per_prompt(self.positions, prompts, _as_positions, shared, "positions")
+            raw = _per_prompt(self.positions, prompts, as_positions, shared, "positions")
             positions = _check_positions(raw, prompts, lengths, "head ablation positions")
         if self.mode == "mean" and means is None:
             raise InvalidInputError('mode="mean" needs the reference means (the runner computes them)')

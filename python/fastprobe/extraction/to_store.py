@@ -19,7 +19,7 @@ from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOp
 from fastprobe.extraction import runner
 from fastprobe.extraction.ablation import identities, prefix_safe
 from fastprobe.extraction.plan import Intervention
-from fastprobe.model import LoadedModel, anatomy, tokenize
+from fastprobe.model import LoadedModel, anatomy, resolve_position, tokenize
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 from fastprobe.store import ActivationStore, required_content
 from fastprobe.store import logger as cache_log
@@ -160,15 +160,10 @@ def extract_at(
         if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
             raise ArgumentTypeError(f"positions[{i}] must be an int token position; got {p!r}")
     lengths = [len(r["input_ids"]) for r in tokenize(loaded, prompts)]
-    fixed = []
-    for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
-        q = int(p) + n if p < 0 else int(p)
-        if not 0 <= q < n:
-            raise InvalidInputError(
-                f"position {p} is outside prompt {i} ({prompts[i][:40]!r}), which has {n} tokens "
-                f"(valid: {-n} to {n - 1})"
-            )
-        fixed.append(q)
+    fixed = [
+        resolve_position(int(p), n, "position", f"prompt {i} ({prompts[i][:40]!r})")
+        for i, (p, n) in enumerate(zip(positions, lengths, strict=True))
+    ]
     body = anatomy(loaded.model)
     resolved = resolve_sites(sites, body.n_layers, body.n_heads)
     h = body.hidden_size

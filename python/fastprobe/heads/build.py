@@ -18,7 +18,7 @@ from fastprobe.exceptions import ArgumentTypeError, InvalidInputError
 from fastprobe.extraction import EdgeAblation, HeadAblation, Intervention, extract_at
 from fastprobe.heads.dataset import PositionDataset, json_copy, utc_timestamp
 from fastprobe.heads.positions import TokenSpan
-from fastprobe.model import LoadedModel, anatomy, fingerprint_of, load_model, tokenize
+from fastprobe.model import LoadedModel, anatomy, fingerprint_of, load_model, resolve_position, tokenize
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 
 __all__ = ["build_position_dataset"]
@@ -269,14 +269,9 @@ def build_position_dataset(
         if kind == "chars":
             positions.append(by_chars[i])
             continue
-        n = lengths[i]
-        q = p + n if p < 0 else p
-        if not 0 <= q < n:
-            raise InvalidInputError(
-                f"examples[{i}]: token position {p} is outside the text {texts[i][:40]!r}, which has {n} tokens "
-                f"(valid: {-n} to {n - 1})"
-            )
-        positions.append(q)
+        positions.append(
+            resolve_position(p, lengths[i], f"examples[{i}]: token position", f"the text {texts[i][:40]!r}")
+        )
 
     X = extract_at(
         loaded, texts, positions, resolved, batch_size=batch_size, progress=progress, interventions=run_interventions

@@ -24,7 +24,6 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ import numpy as np
 
 from fastprobe._core import __version__
 from fastprobe.exceptions import ArgumentTypeError, FastprobeIOError, InvalidInputError, UnknownOptionError
+from fastprobe.serialization import write_atomically
 from fastprobe.sites import SiteSpec, parse_site
 
 __all__ = ["DATASET_FORMAT", "PositionDataset", "json_copy", "utc_timestamp"]
@@ -64,27 +64,6 @@ def _check_path(path: Any, what: str) -> str:
     if not isinstance(path, (str, os.PathLike)):
         raise ArgumentTypeError(f"{what} must be a str or os.PathLike; got {type(path).__name__} {path!r}")
     return os.fspath(path)
-
-
-def _write_atomically(target: str, write: Any, what: str) -> None:
-    """Write ``target`` through ``write(file)`` on a temporary file beside it, then rename it over ``target``."""
-    folder = os.path.dirname(os.path.abspath(target))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(target)}.", suffix=".tmp", dir=folder)
-    except OSError as err:
-        raise FastprobeIOError(f"could not write {what} to {target!r}: {err}") from err
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException as err:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(err, OSError):
-            raise FastprobeIOError(f"could not write {what} to {target!r}: {err}") from err
-        raise
 
 
 def _digest(arrays: Mapping[str, np.ndarray]) -> str:
@@ -365,7 +344,7 @@ class PositionDataset:
             except (TypeError, ValueError) as err:
                 raise ArgumentTypeError(f"the dataset's {key} must be JSON-able to be saved: {err}") from None
         blob = save(arrays, metadata=header)
-        _write_atomically(target, lambda f: f.write(blob), "a position dataset")
+        write_atomically(target, lambda f: f.write(blob), "a position dataset")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> PositionDataset:
@@ -492,7 +471,7 @@ class PositionDataset:
             for row, label in zip(X, self.labels.tolist(), strict=True):
                 f.write(json.dumps({"activation": row.tolist(), "label": label}).encode() + b"\n")
 
-        _write_atomically(target, write, "a JSONL dataset")
+        write_atomically(target, write, "a JSONL dataset")
 
     @classmethod
     def from_jsonl(cls, path: str | os.PathLike[str]) -> PositionDataset:

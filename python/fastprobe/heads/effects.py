@@ -20,7 +20,7 @@ import numpy as np
 
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError
 from fastprobe.extraction import HeadAblation, extract_at, forward_batches, parse_heads
-from fastprobe.model import LoadedModel, anatomy, load_model, tokenize
+from fastprobe.model import LoadedModel, anatomy, load_model, resolve_position, tokenize
 from fastprobe.probe.inspection import pyplot
 from fastprobe.sites import Site, resolve_sites
 
@@ -197,12 +197,10 @@ def head_effects(
     resolved = [resolve_sites(s, body.n_layers, body.n_heads)[0] for s in parse_heads(heads)]
     pairs = [(s.layer, s.head) for s in resolved]
     lengths = [len(r["input_ids"]) for r in tokenize(loaded, texts)]
-    fixed = []
-    for i, (p, n) in enumerate(zip(positions, lengths, strict=True)):
-        q = int(p) + n if p < 0 else int(p)
-        if not 0 <= q < n:
-            raise InvalidInputError(f"position {p} is outside text {i} ({texts[i][:40]!r}), which has {n} tokens")
-        fixed.append(q)
+    fixed = [
+        resolve_position(int(p), n, "position", f"text {i} ({texts[i][:40]!r})")
+        for i, (p, n) in enumerate(zip(positions, lengths, strict=True))
+    ]
     ablations = [HeadAblation(pair, mode=mode, reference=reference) for pair in pairs]
     bar = tqdm(total=len(pairs) + 1, desc="ablating heads", unit="head", disable=not progress)
     try:

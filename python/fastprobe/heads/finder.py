@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
-from fastprobe.extraction import forward_batches, prefix_safe
-from fastprobe.model import LoadedModel, anatomy, load_model, tokenize
+from fastprobe.exceptions import InvalidInputError, UnknownOptionError
+from fastprobe.extraction import as_positions, forward_batches, prefix_safe
+from fastprobe.model import LoadedModel, anatomy, load_model, resolve_position, tokenize
 from fastprobe.probe.inspection import pyplot
 from fastprobe.sites import Site
 
@@ -156,31 +156,6 @@ class HeadScores:
         return fig, ax
 
 
-def _position(value: Any, what: str) -> list[int]:
-    if isinstance(value, bool):
-        raise ArgumentTypeError(f"{what} must be a token position or span; got {value!r}")
-    if isinstance(value, (int, np.integer)):
-        return [int(value)]
-    if hasattr(value, "start") and hasattr(value, "stop"):
-        return list(range(int(value.start), int(value.stop)))
-    if isinstance(value, Sequence) and not isinstance(value, str) and value:
-        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value):
-            return [int(v) for v in value]
-    raise ArgumentTypeError(f"{what} must be a token position, a list of them or a token span; got {value!r}")
-
-
-def _resolve(positions: list[int], n: int, what: str, text: str) -> list[int]:
-    out = []
-    for p in positions:
-        q = p + n if p < 0 else p
-        if not 0 <= q < n:
-            raise InvalidInputError(
-                f"{what} {p} is outside the text {text[:40]!r}, which has {n} tokens (valid: {-n} to {n - 1})"
-            )
-        out.append(q)
-    return out
-
-
 def adds_bos(tokenizer: Any) -> bool:
     """Whether the tokenizer starts every text with a special token (a BOS the model sees)."""
     ids = tokenizer("hello")["input_ids"]
@@ -251,10 +226,13 @@ def score_heads(
     drop = adds_bos(loaded.tokenizer) if ignore_bos == "auto" else bool(ignore_bos)
     lengths = [len(r["input_ids"]) for r in tokenize(loaded, texts)]
     q_pos = [
-        _resolve(_position(q, "query")[-1:], n, "query position", t)[0]
+        resolve_position(as_positions(q, "query")[-1], n, "query position", f"the text {t[:40]!r}")
         for q, n, t in zip(queries, lengths, texts, strict=True)
     ]
-    k_pos = [_resolve(_position(k, "keys"), n, "key position", t) for k, n, t in zip(keys, lengths, texts, strict=True)]
+    k_pos = [
+        [resolve_position(k, n, "key position", f"the text {t[:40]!r}") for k in as_positions(key, "keys")]
+        for key, n, t in zip(keys, lengths, texts, strict=True)
+    ]
     if drop and any(0 in k for k in k_pos):
         i = next(i for i, k in enumerate(k_pos) if 0 in k)
         raise InvalidInputError(

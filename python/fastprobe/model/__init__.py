@@ -39,7 +39,7 @@ from fastprobe.model.loading import (
 )
 from fastprobe.model.registry import clear_model_cache, register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model, weights_digest
-from fastprobe.model.tokens import accepts_kwarg, length_order, pad_batch, tokenize
+from fastprobe.model.tokens import accepts_kwarg, length_order, pad_batch, resolve_position, tokenize
 from fastprobe.model.weightless import load_weightless
 
 __all__ = [
@@ -69,6 +69,7 @@ __all__ = [
     "register_model_cache",
     "resolve_device",
     "resolve_model",
+    "resolve_position",
     "sentence_encoder",
     "sentence_model_here",
     "tokenize",

@@ -11,7 +11,7 @@ from fastprobe.exceptions import InvalidInputError
 from fastprobe.model.architectures import anatomy
 from fastprobe.model.loading import LoadedModel
 
-__all__ = ["accepts_kwarg", "length_order", "pad_batch", "tokenize"]
+__all__ = ["accepts_kwarg", "length_order", "pad_batch", "resolve_position", "tokenize"]
 
 
 def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> list[dict[str, list[int]]]:
@@ -113,3 +113,29 @@ def length_order(prompts: Sequence[str], rows: Sequence[dict[str, list[int]]]) -
     ``rows``: the prompts' tokenizations (:func:`tokenize`).
     """
     return sorted(range(len(prompts)), key=lambda i: (len(rows[i]["input_ids"]), prompts[i]))
+
+
+def resolve_position(position: int, n_tokens: int, what: str, subject: str) -> int:
+    """Return a token position as an index from the start (a negative one counts from the end).
+
+    Parameters
+    ----------
+    position : int
+    n_tokens : int
+        The tokens of the text it points into.
+    what, subject : str
+        How the error names the position and the text (``"query position"``, ``"prompt 3 ('The cat ...')"``).
+
+    Raises
+    ------
+    InvalidInputError
+        If the position is outside the text: ``"{what} {position} is outside {subject}, which has {n} tokens
+        (valid: -n to n-1)"``.
+    """
+    index = position + n_tokens if position < 0 else position
+    if not 0 <= index < n_tokens:
+        raise InvalidInputError(
+            f"{what} {position} is outside {subject}, which has {n_tokens} tokens "
+            f"(valid: {-n_tokens} to {n_tokens - 1})"
+        )
+    return index
