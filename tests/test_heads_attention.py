@@ -274,3 +274,36 @@ def test_an_ablated_run_never_leaves_routes_or_hooks_behind() -> None:
     assert dict(ALL_ATTENTION_FUNCTIONS._local_mapping) == before
     again = extract_pooled(loaded, PROMPTS, 1, batch_size=2, progress=False)["last_token"]
     np.testing.assert_array_equal(again, clean)
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2"])
+def test_rows_and_edge_ablation_are_the_same_under_eager_attention(arch: str) -> None:
+    """The router wraps eager (each model file's own function) as it wraps sdpa: same rows, same ablated outputs."""
+    from fastprobe.extraction import LoadedModel
+
+    loaded = load_model(tiny_model(arch), device="cpu")
+    eager_model = eager(loaded)
+    assert eager_model.config._attn_implementation == "eager"
+    as_eager = LoadedModel(**{**vars(loaded), "model": eager_model})
+    n = lengths(loaded, PROMPTS)
+    queries = [k - 1 for k in n]
+    edges = EdgeAblation([[(k - 1, 1)] for k in n], heads=[0, 2])
+
+    def run(model: Any) -> tuple[dict[int, np.ndarray], np.ndarray]:
+        body = anatomy(model.model)
+        rows: dict[int, np.ndarray] = {}
+        site = resolve_sites(f"attn.{body.n_layers - 1}", body.n_layers, body.n_heads)
+        for batch in forward_batches(model, PROMPTS, site, 2, False, attention_queries=queries):
+            for b, i in enumerate(batch.idx.tolist()):
+                start = int(batch.mask[b].int().argmax())
+                rows[i] = np.stack(
+                    [batch.attention[layer][b, :, start : start + n[i]].numpy() for layer in sorted(batch.attention)]
+                )
+        ablated = extract_pooled(model, PROMPTS, [-1], ("mean",), batch_size=2, progress=False, interventions=[edges])
+        return rows, ablated["mean"]
+
+    rows_sdpa, out_sdpa = run(loaded)
+    rows_eager, out_eager = run(as_eager)
+    for i in range(len(PROMPTS)):
+        np.testing.assert_allclose(rows_eager[i], rows_sdpa[i], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(out_eager, out_sdpa, rtol=1e-4, atol=1e-5)
