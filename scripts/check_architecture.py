@@ -50,7 +50,17 @@ LAYERS: list[tuple[tuple[str, ...], bool]] = [
     (("fastprobe.features",), False),
     (("fastprobe.sweep",), False),
     (("fastprobe.probe",), False),
-    (("fastprobe.ensemble", "fastprobe.baselines", "fastprobe.unified_cache", "fastprobe.heads"), True),
+    (
+        (
+            "fastprobe.ensemble",
+            "fastprobe.baselines",
+            "fastprobe.unified_cache",
+            "fastprobe.heads",
+            "fastprobe.evaluation",
+            "fastprobe.experiments",
+        ),
+        True,
+    ),
     (
         (
             "fastprobe.pooling",

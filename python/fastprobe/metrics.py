@@ -28,6 +28,7 @@ __all__ = [
     "eval_hash",
     "expected_calibration_error",
     "per_class_metrics",
+    "regression_metrics",
     "threshold_at_fpr",
 ]
 
@@ -384,3 +385,45 @@ def eval_hash(prompts: Sequence[str], labels: Any) -> str:
 def accuracy(y_true: Any, y_pred: Any) -> float:
     """Return the fraction of predictions equal to the labels (the baseline battery's default score)."""
     return float(np.mean(np.asarray(y_true) == np.asarray(y_pred)))
+
+
+def regression_metrics(y: Any, pred: Any) -> dict[str, float]:
+    """Compute Pearson's and Spearman's correlations, R^2, the mean squared and the mean absolute error.
+
+    Parameters
+    ----------
+    y, pred : array-like of shape (n,)
+        True and predicted values.
+
+    Returns
+    -------
+    dict
+        ``pearson``, ``spearman``, ``r2``, ``mse``, ``mae``. A correlation is NaN when ``y`` or ``pred`` is constant
+        (it is undefined there).
+
+    Raises
+    ------
+    ShapeMismatchError
+        If ``y`` and ``pred`` are not 1-D arrays of one length.
+    InvalidInputError
+        If they hold fewer than two values.
+    """
+    from scipy.stats import pearsonr, spearmanr
+
+    truth, guess = np.asarray(y, dtype=np.float64), np.asarray(pred, dtype=np.float64)
+    if truth.ndim != 1 or truth.shape != guess.shape:
+        raise ShapeMismatchError(
+            f"y and pred must be 1-D arrays of one length; got shapes {truth.shape} and {guess.shape}"
+        )
+    if len(truth) < 2:
+        raise InvalidInputError(f"regression metrics need at least two values; got {len(truth)}")
+    err = guess - truth
+    total = float(np.sum((truth - truth.mean()) ** 2))
+    constant = bool(np.ptp(truth) == 0 or np.ptp(guess) == 0)
+    return {
+        "pearson": float("nan") if constant else float(pearsonr(truth, guess)[0]),
+        "spearman": float("nan") if constant else float(spearmanr(truth, guess)[0]),
+        "r2": float(1.0 - np.sum(err**2) / total) if total > 0 else float("nan"),
+        "mse": float(np.mean(err**2)),
+        "mae": float(np.mean(np.abs(err))),
+    }

@@ -1,0 +1,45 @@
+"""Trustworthy probing results: k-fold x seed cross-validation, control tasks and selectivity, MDL (online code).
+
+- :func:`make_splits`: shared, seeded splits (stratified, grouped, with a dev part);
+- :func:`cross_validate`: one probe per (layer, seed, fold), scored on the held-out fold (:class:`CVResult`: a table
+  of means and spreads per layer, a plot by layer);
+- :func:`permuted_labels`, :func:`control_task_labels`, :func:`selectivity`: control tasks (Hewitt and Liang) and
+  the task's score minus the control's;
+- :func:`read_layers`: the activations of a model's layers for a list of prompts, through the cache.
+
+They take any activations fastprobe reads: a probe's layers, a sweep, a head dataset's ``X``.
+"""
+
+from __future__ import annotations
+
+from fastprobe.evaluation.control import (
+    CONTROLS,
+    control_labels,
+    control_task_labels,
+    permuted_labels,
+    selectivity,
+)
+from fastprobe.evaluation.cv import CLASSIFICATION_METRICS, REGRESSION_METRICS, CVResult, cross_validate
+from fastprobe.evaluation.layers import read_layers
+from fastprobe.evaluation.splits import Split, make_splits
+from fastprobe.evaluation.targets import TASKS, as_layer_dict, check_targets, infer_task, minmax_scale
+
+__all__ = [
+    "CLASSIFICATION_METRICS",
+    "CONTROLS",
+    "REGRESSION_METRICS",
+    "TASKS",
+    "CVResult",
+    "Split",
+    "as_layer_dict",
+    "check_targets",
+    "control_labels",
+    "control_task_labels",
+    "cross_validate",
+    "infer_task",
+    "make_splits",
+    "minmax_scale",
+    "permuted_labels",
+    "read_layers",
+    "selectivity",
+]
