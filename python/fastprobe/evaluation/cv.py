@@ -130,23 +130,27 @@ class CVResult:
 
 
 def _scores(task: str, est: Any, X: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    from sklearn.pipeline import Pipeline
+
+    if isinstance(est, Pipeline):  # scale once, then predict and score with the final step
+        X, est = est[:-1].transform(X), est[-1]
     if task == "regression":
         return metrics.regression_metrics(y, est.predict(X))
-    from sklearn.metrics import f1_score, roc_auc_score
-
-    pred = est.predict(X)
+    pred = np.asarray(est.predict(X))
+    present = np.union1d(np.unique(y), np.unique(pred))  # the labels of the macro average, as scikit-learn takes them
+    per_class = metrics.per_class_metrics(y, pred, present)
     out = {
         "accuracy": float(np.mean(pred == y)),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
+        "macro_f1": float(np.mean([v["f1"] for v in per_class.values()])),
         "auroc": float("nan"),
     }
-    if hasattr(est, "predict_proba") and len(np.unique(y)) >= 2:
+    if hasattr(est, "predict_proba"):
         proba = est.predict_proba(X)
         classes = np.asarray(est.classes_)
-        if len(classes) == 2:
-            out["auroc"] = float(roc_auc_score(y == classes[1], proba[:, 1]))
-        elif set(np.unique(y).tolist()) == set(classes.tolist()):
-            out["auroc"] = float(roc_auc_score(y, proba, multi_class="ovr", labels=classes))
+        if len(classes) == 2 and len(np.unique(y)) == 2:
+            out["auroc"] = metrics.auroc(y == classes[1], proba[:, 1])
+        elif len(classes) > 2 and set(np.unique(y).tolist()) == set(classes.tolist()):
+            out["auroc"] = float(np.mean([metrics.auroc(y == c, proba[:, i]) for i, c in enumerate(classes)]))
     return out
 
 
