@@ -94,7 +94,9 @@ def check_targets(y: Any, task: str | None) -> tuple[np.ndarray, str]:
         if not np.all(np.isfinite(values)):
             raise InvalidInputError("regression targets must be finite; got NaN or infinite values")
         if np.ptp(values) == 0:
-            raise InvalidInputError(f"regression targets are constant (all {values[0]!r}); there is nothing to predict")
+            raise InvalidInputError(
+                f"regression targets are constant (all {float(values[0])}); there is nothing to predict"
+            )
     elif len(np.unique(values)) < 2:
         raise InvalidInputError(f"classification needs at least two classes; got only {np.unique(values).tolist()}")
     return values, task

@@ -1,0 +1,651 @@
+"""MDL probing: the online codelength of the labels given a representation (Voita and Titov, 2020).
+
+A representation that makes the labels easy to predict lets a receiver who holds the representation learn the
+labels from few examples: transmitting the labels block by block, each block coded by a probe trained on every
+block before it, takes few bits. :func:`online_code` computes that online codelength for one representation and
+:func:`online_code_layers` for every layer of a model (the layers of one block fitted in parallel in Rust for
+fastprobe's estimators).
+
+The code, for ``N`` examples and block fractions ``f_1 < ... < f_k = 1``:
+
+1. The examples are put in the order of a seeded shuffle, ``np.random.default_rng(random_state).permutation(N)``.
+2. Block ends ``t_i = floor(f_i * N)`` (see :func:`block_ends` for how they are kept strictly increasing).
+3. The first ``t_1`` labels are sent with a code that needs no probe; each next block ``[t_i, t_{i+1})`` with a
+   code built from a probe trained on the first ``t_i`` examples.
+4. ``codelength = first block + sum of the later blocks``; ``compression = uniform codelength / codelength``,
+   where the uniform codelength sends all ``N`` labels with the first block's code.
+
+What the code of a label is depends on the task (``mode``):
+
+``"categorical"`` (classification, exactly Voita and Titov's)
+    First block: ``t_1 * log2(K)`` bits (uniform over the ``K`` classes of ``y``). A later example costs
+    ``-log2 p(y | x)`` bits, ``p`` from the probe's ``predict_proba`` floored at :data:`PROBABILITY_FLOOR` (so a
+    confidently wrong prediction costs about 40 bits, not infinitely many). Uniform: ``N * log2(K)`` bits.
+``"gaussian"`` (regression, in bits)
+    Each target is sent as the index of its cell in a grid of width ``precision`` over the target range
+    ``[low, high]`` (``M = ceil((high - low) / precision)`` cells ``[low + j * precision, low + (j + 1) *
+    precision)``, the last one closed). First block: ``t_1 * log2(M)`` bits. A later example costs the Gaussian
+    mass of its cell, ``-log2(Phi((c + precision - mu) / sigma) - Phi((c - mu) / sigma))`` bits, where ``c`` is
+    the cell's lower edge, ``mu`` the probe's prediction and ``sigma`` the root mean squared residual of the probe
+    on its own training block (at least ``precision``). Uniform: ``N * log2(M)`` bits. The exact cell mass is used,
+    not the density approximation ``-log2(precision * phi((y - mu) / sigma) / sigma)``: the masses of all cells sum
+    to at most 1, so it is a proper code; the approximation's do not, and it is furthest off where ``sigma`` is near
+    the precision (its floor), as it is for probes that fit their training block closely. The mass is computed in
+    log space (``scipy.special.log_ndtr``), so a far miss costs many, but finitely many, bits.
+``"squared_error_proxy"`` (regression, NOT bits: workflow B's compatibility mode)
+    Uniform: the summed squared error of predicting the mean of all ``N`` targets (a ``DummyRegressor``).
+    First block: ``t_1 * uniform / N``. A later block costs the summed squared error of the probe trained on the
+    examples before it. Workflow B sums a SmoothL1 loss for the blocks; this mode uses the squared error, the
+    same unit as its uniform term. ``unit`` is ``"squared error"``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import math
+import numbers
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+
+from fastprobe.estimators import (
+    LogisticProbe,
+    MassMeanProbe,
+    RidgeClassifierProbe,
+    RidgeProbe,
+    build_classifier,
+)
+from fastprobe.evaluation.targets import as_layer_dict, check_targets
+from fastprobe.exceptions import (
+    ArgumentTypeError,
+    InvalidEstimatorError,
+    InvalidInputError,
+    ShapeMismatchError,
+    UnknownOptionError,
+)
+from fastprobe.probe.inspection import pyplot
+from fastprobe.sweep import fit_layers
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "DEFAULT_RELATIVE_PRECISION",
+    "MODES",
+    "PROBABILITY_FLOOR",
+    "MDLLayers",
+    "MDLResult",
+    "block_ends",
+    "online_code",
+    "online_code_layers",
+]
+
+#: Voita and Titov's block ends: 0.1%, 0.2%, 0.4%, 0.8%, 1.6%, 3.2%, 6.25%, 12.5%, 25%, 50% and 100% of the examples.
+DEFAULT_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.0625, 0.125, 0.25, 0.5, 1.0)
+#: The codes: ``"categorical"`` for classification; ``"gaussian"`` (bits) and ``"squared_error_proxy"`` for regression.
+MODES: tuple[str, ...] = ("categorical", "gaussian", "squared_error_proxy")
+#: The smallest probability a class is given (a confidently wrong prediction costs ``-log2(1e-12)``, about 40 bits).
+PROBABILITY_FLOOR = 1e-12
+#: The default ``precision`` of the Gaussian code, as a fraction of the target range (a uniform code of
+#: ``log2(1000)``, about 9.97 bits, per target).
+DEFAULT_RELATIVE_PRECISION = 1e-3
+
+_RUST_ESTIMATORS = (LogisticProbe, RidgeProbe, RidgeClassifierProbe, MassMeanProbe)
+
+
+@dataclass(frozen=True)
+class MDLResult:
+    """The online codelength of one representation's labels.
+
+    Attributes
+    ----------
+    codelength : float
+        The online codelength: the first block plus every later block (in ``unit``).
+    uniform_codelength : float
+        All ``N`` labels sent with the first block's code (in ``unit``).
+    compression : float
+        ``uniform_codelength / codelength``: 1 when the probe teaches nothing, larger when it does.
+    unit : {"bits", "squared error"}
+        ``"squared error"`` only for ``mode="squared_error_proxy"``, whose numbers are not codelengths.
+    mode : {"categorical", "gaussian", "squared_error_proxy"}
+    task : {"classification", "regression"}
+    block_ends : list of int
+        ``t_1 < ... < t_k = N``: block ``i`` holds shuffled examples ``[t_{i-1}, t_i)`` (``t_0 = 0``).
+    block_costs : list of float
+        Each block's cost (in ``unit``), the first block's included; they sum to ``codelength``.
+    n_examples : int
+    n_classes : int or None
+        ``K`` for classification.
+    precision : float or None
+        The Gaussian code's cell width.
+    target_range : tuple of float or None
+        ``(low, high)`` of the targets for the Gaussian code.
+    block_accuracy : list of float or None
+        Classification: the accuracy of each block's probe on the block it codes (``nan`` for the first block).
+    block_mse : list of float or None
+        Regression: the mean squared error of each block's probe on the block it codes (``nan`` for the first).
+    block_sigma : list of float or None
+        Gaussian code: the ``sigma`` each block was coded with (``nan`` for the first block).
+    random_state : int
+        The seed of the shuffle.
+    """
+
+    codelength: float
+    uniform_codelength: float
+    compression: float
+    unit: str
+    mode: str
+    task: str
+    block_ends: list[int]
+    block_costs: list[float]
+    n_examples: int
+    n_classes: int | None = None
+    precision: float | None = None
+    target_range: tuple[float, float] | None = None
+    block_accuracy: list[float] | None = None
+    block_mse: list[float] | None = None
+    block_sigma: list[float] | None = None
+    random_state: int = 0
+
+
+@dataclass
+class MDLLayers:
+    """The online codelength of every layer (:func:`online_code_layers`).
+
+    Attributes
+    ----------
+    results : dict
+        Layer name to :class:`MDLResult`, in layer order.
+    """
+
+    results: dict[Any, MDLResult] = field(default_factory=dict)
+
+    @property
+    def layers(self) -> list[Any]:
+        """The layer names, in order."""
+        return list(self.results)
+
+    def __getitem__(self, layer: Any) -> MDLResult:
+        return self.results[layer]
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def table(self) -> Any:
+        """Return one row per layer: ``layer``, ``codelength``, ``uniform``, ``compression``.
+
+        Returns
+        -------
+        pandas.DataFrame or list of dict
+            A DataFrame when pandas is installed, else a list of row dicts.
+        """
+        rows = [
+            {
+                "layer": layer,
+                "codelength": r.codelength,
+                "uniform": r.uniform_codelength,
+                "compression": r.compression,
+            }
+            for layer, r in self.results.items()
+        ]
+        try:
+            import pandas as pd
+        except ImportError:  # pandas is optional
+            return rows
+        return pd.DataFrame(rows)
+
+    def plot(self, ax: Any = None) -> tuple[Any, Any]:
+        """Plot the compression by layer, with a dashed line at 1 (no compression).
+
+        Parameters
+        ----------
+        ax : matplotlib.axes.Axes, optional
+
+        Returns
+        -------
+        (matplotlib.figure.Figure, matplotlib.axes.Axes)
+        """
+        plt = pyplot()
+        fig, ax = (ax.figure, ax) if ax is not None else plt.subplots(figsize=(7, 3.5))
+        layers = self.layers
+        positions = list(range(len(layers)))
+        ax.plot(positions, [self.results[layer].compression for layer in layers], marker="o", label="compression")
+        ax.axhline(1.0, linestyle="--", color="grey", label="no compression")
+        ax.set_xticks(positions)
+        ax.set_xticklabels([str(layer) for layer in layers])
+        proxy = any(r.unit != "bits" for r in self.results.values())
+        ax.set_xlabel("layer")
+        ax.set_ylabel("compression (squared-error proxy)" if proxy else "compression (uniform / online bits)")
+        ax.legend(loc="best", fontsize="small")
+        return fig, ax
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything the code of ``y`` needs except the representation (shared by all layers)."""
+
+    task: str
+    mode: str
+    order: np.ndarray
+    ends: list[int]
+    y: np.ndarray  # shuffled: class indices for classification, float64 targets for regression
+    n_classes: int | None
+    precision: float | None
+    target_range: tuple[float, float] | None
+    template: BaseEstimator
+    random_state: int
+
+
+def block_ends(n_examples: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> list[int]:
+    """Return the block ends ``t_1 < ... < t_k = n_examples`` the fractions give.
+
+    ``t_i = floor(f_i * N)`` (as Voita and Titov's and workflow B's code take them; the product is rounded to 9
+    decimals first, so ``0.29 * 100`` gives 29), then moved up to ``t_{i-1} + 1`` (and ``t_1`` to at least 1) when
+    it would repeat the previous end, and down to ``N - (k - i)`` so that every later block keeps at least one
+    example. With ``N`` much larger than ``1 / f_1`` the rule is plain ``floor(f_i * N)``.
+
+    Parameters
+    ----------
+    n_examples : int
+        ``N``, at least the number of fractions.
+    fractions : sequence of float, default=DEFAULT_FRACTIONS
+        Strictly increasing, in ``(0, 1]``, the last one 1.
+
+    Returns
+    -------
+    list of int
+
+    Raises
+    ------
+    InvalidInputError
+        If the fractions are not strictly increasing in ``(0, 1]`` ending at 1, or there are fewer examples than
+        blocks.
+    ArgumentTypeError
+        If a fraction is not a number.
+    """
+    fracs = _check_fractions(fractions)
+    k = len(fracs)
+    if n_examples < k:
+        raise InvalidInputError(
+            f"fewer examples than MDL blocks: {k} fractions need at least {k} examples, got {n_examples}"
+        )
+    ends: list[int] = []
+    for i, f in enumerate(fracs):
+        raw = math.floor(round(f * n_examples, 9))
+        previous = ends[-1] if ends else 0
+        ends.append(min(max(raw, previous + 1), n_examples - (k - 1 - i)))
+    return ends
+
+
+def _check_fractions(fractions: Any) -> list[float]:
+    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence | np.ndarray):
+        raise ArgumentTypeError(
+            f"fractions must be a sequence of numbers in (0, 1] ending at 1.0; got {type(fractions).__name__}"
+        )
+    values = []
+    for f in fractions:
+        if isinstance(f, bool) or not isinstance(f, numbers.Real):
+            raise ArgumentTypeError(f"fractions must be numbers in (0, 1]; got {f!r} ({type(f).__name__})")
+        values.append(float(f))
+    if not values:
+        raise InvalidInputError("fractions is empty; give block ends in (0, 1] ending at 1.0, e.g. (0.25, 0.5, 1.0)")
+    outside = [f for f in values if not (0.0 < f <= 1.0)]
+    if outside:
+        raise InvalidInputError(f"fractions must lie in (0, 1]; got {outside} in {tuple(values)}")
+    if any(b <= a for a, b in itertools.pairwise(values)):
+        raise InvalidInputError(f"fractions must be strictly increasing; got {tuple(values)}")
+    if values[-1] != 1.0:
+        raise InvalidInputError(
+            f"fractions must end at 1.0 (the last block ends at the last example); got {tuple(values)}"
+        )
+    return values
+
+
+def _check_seed(random_state: Any) -> int:
+    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
+        raise ArgumentTypeError(
+            f"random_state must be an int seed; got {random_state!r} ({type(random_state).__name__})"
+        )
+    return int(random_state)
+
+
+def _build_estimator(estimator: Any, task: str, random_state: int, kwargs: Mapping[str, Any] | None) -> Any:
+    if not isinstance(estimator, str) and not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
+        raise InvalidEstimatorError(
+            f"estimator must be a classifier name or an estimator with fit and predict; got {type(estimator).__name__}"
+        )
+    if task == "classification" and not isinstance(estimator, str) and not hasattr(estimator, "predict_proba"):
+        raise InvalidEstimatorError(
+            f"the online code of classes needs predict_proba; {type(estimator).__name__} has none"
+        )
+    template = build_classifier(estimator, random_state, kwargs, task=task)
+    if task == "classification" and not hasattr(template, "predict_proba"):
+        raise InvalidEstimatorError(
+            f"the online code of classes needs predict_proba; {estimator!r} builds {type(template).__name__}, which "
+            "has none (use 'logistic_regression' or 'mlp')"
+        )
+    return template
+
+
+def _plan(
+    y: Any,
+    n_rows: int,
+    estimator: Any,
+    task: str | None,
+    fractions: Sequence[float],
+    random_state: Any,
+    mode: str | None,
+    precision: float | None,
+    estimator_kwargs: Mapping[str, Any] | None,
+) -> _Plan:
+    labels = np.asarray(y)
+    if labels.ndim == 1 and len(labels) != n_rows:
+        raise ShapeMismatchError(f"y has {len(labels)} labels but X has {n_rows} rows; give one label per row")
+    seed = _check_seed(random_state)
+    values, task = check_targets(labels, task)
+    if mode is None:
+        mode = "categorical" if task == "classification" else "gaussian"
+    if mode not in MODES:
+        raise UnknownOptionError(f"unknown MDL mode {mode!r}; expected one of: {', '.join(MODES)}")
+    if (mode == "categorical") != (task == "classification"):
+        expected = "'categorical'" if task == "classification" else "'gaussian' or 'squared_error_proxy'"
+        raise InvalidInputError(f"mode {mode!r} does not apply to task {task!r}; expected {expected}")
+    if precision is not None and mode != "gaussian":
+        raise InvalidInputError(f"precision applies only to mode='gaussian'; got precision={precision!r} with {mode!r}")
+    ends = block_ends(n_rows, fractions)
+    order = np.random.default_rng(seed).permutation(n_rows)
+    template = _build_estimator(estimator, task, seed, estimator_kwargs)
+    if task == "classification":
+        classes, codes = np.unique(values, return_inverse=True)
+        shuffled = codes[order]
+        _check_first_block(classes, shuffled, ends[0], fractions)
+        return _Plan(task, mode, order, ends, shuffled, len(classes), None, None, template, seed)
+    targets = values.astype(np.float64)
+    low, high = float(targets.min()), float(targets.max())
+    eps = None
+    if mode == "gaussian":
+        eps = _check_precision(precision, low, high)
+    return _Plan(task, mode, order, ends, targets[order], None, eps, (low, high), template, seed)
+
+
+def _check_precision(precision: Any, low: float, high: float) -> float:
+    if precision is None:
+        return (high - low) * DEFAULT_RELATIVE_PRECISION
+    if isinstance(precision, bool) or not isinstance(precision, numbers.Real):
+        raise ArgumentTypeError(f"precision must be a number > 0; got {precision!r} ({type(precision).__name__})")
+    eps = float(precision)
+    if not (math.isfinite(eps) and 0.0 < eps < high - low):
+        raise InvalidInputError(
+            f"precision must be > 0 and below the target range {high - low!r} (from {low!r} to {high!r}); got {eps!r}"
+        )
+    return eps
+
+
+def _check_first_block(classes: np.ndarray, shuffled: np.ndarray, t1: int, fractions: Sequence[float]) -> None:
+    missing = np.setdiff1d(np.arange(len(classes)), shuffled[:t1])
+    if len(missing) == 0:
+        return
+    first_seen = np.array([int(np.argmax(shuffled == c)) for c in range(len(classes))])
+    needed = int(first_seen.max()) + 1
+    n = len(shuffled)
+    raise InvalidInputError(
+        f"the first MDL block (the first {t1} of {n} shuffled examples, fraction {fractions[0]!r}) lacks classes "
+        f"{classes[missing].tolist()}; every block's probe must have seen every class. Every class appears within "
+        f"the first {needed} shuffled examples: give a larger first fraction (at least {needed / n:.4g}), or "
+        "another random_state"
+    )
+
+
+def _as_rows(X: Any, name: str) -> np.ndarray:
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ShapeMismatchError(f"{name} must be 2-D (n_examples, n_features); got shape {arr.shape}")
+    return arr
+
+
+def _prepared(X: np.ndarray, plan: _Plan) -> np.ndarray:
+    """Return the rows in shuffled order, C-contiguous float32 (as activations are, and as the Rust estimators fit)."""
+    return np.ascontiguousarray(X[plan.order], dtype=np.float32)
+
+
+def _log2_normal_mass(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """``log2(Phi(hi) - Phi(lo))`` for ``lo < hi``, accurate far in both tails."""
+    from scipy.special import log_ndtr
+
+    flip = lo > 0  # Phi(hi) - Phi(lo) = Phi(-lo) - Phi(-hi): work in the left tail, where log_ndtr is accurate
+    a = np.where(flip, -hi, lo)
+    b = np.where(flip, -lo, hi)
+    la, lb = log_ndtr(a), log_ndtr(b)
+    return np.asarray((lb + np.log(-np.expm1(la - lb))) / np.log(2.0))
+
+
+def _code(plan: _Plan, X: np.ndarray, model_for: Callable[[int], Any]) -> MDLResult:
+    """Code ``plan.y`` given the shuffled rows ``X``; ``model_for(i)`` is the probe trained on ``X[:ends[i]]``."""
+    ends, y, n = plan.ends, plan.y, len(plan.y)
+    costs: list[float] = []
+    accuracy: list[float] = [math.nan]
+    mse: list[float] = [math.nan]
+    sigmas: list[float] = [math.nan]
+    if plan.mode == "categorical":
+        assert plan.n_classes is not None
+        unit_cost = math.log2(plan.n_classes)
+    elif plan.mode == "gaussian":
+        assert plan.precision is not None and plan.target_range is not None
+        low, high = plan.target_range
+        n_cells = math.ceil(round((high - low) / plan.precision, 9))
+        unit_cost = math.log2(n_cells)
+    else:
+        unit_cost = float(np.sum((y - y.mean()) ** 2)) / n
+    costs.append(ends[0] * unit_cost)
+    for i in range(len(ends) - 1):
+        start, stop = ends[i], ends[i + 1]
+        model = model_for(i)
+        xb, yb = X[start:stop], y[start:stop]
+        if plan.mode == "categorical":
+            proba = np.asarray(model.predict_proba(xb), dtype=np.float64)
+            if proba.shape != (len(yb), plan.n_classes):
+                raise InvalidEstimatorError(
+                    f"{type(model).__name__}.predict_proba returned shape {proba.shape}; expected "
+                    f"{(len(yb), plan.n_classes)} (one column per class of y)"
+                )
+            p = np.maximum(proba[np.arange(len(yb)), yb], PROBABILITY_FLOOR)
+            costs.append(float(-np.sum(np.log2(p))))
+            accuracy.append(float(np.mean(np.argmax(proba, axis=1) == yb)))
+            continue
+        mu = np.asarray(model.predict(xb), dtype=np.float64).reshape(-1)
+        mse.append(float(np.mean((yb - mu) ** 2)))
+        if plan.mode == "squared_error_proxy":
+            costs.append(float(np.sum((yb - mu) ** 2)))
+            continue
+        assert plan.precision is not None and plan.target_range is not None
+        eps, low = plan.precision, plan.target_range[0]
+        fitted = np.asarray(model.predict(X[:start]), dtype=np.float64).reshape(-1)
+        sigma = max(float(np.sqrt(np.mean((y[:start] - fitted) ** 2))), eps)
+        sigmas.append(sigma)
+        cell = np.minimum(np.floor((yb - low) / eps), n_cells - 1)
+        lower = low + cell * eps
+        costs.append(float(-np.sum(_log2_normal_mass((lower - mu) / sigma, (lower + eps - mu) / sigma))))
+    codelength = float(sum(costs))
+    uniform = n * unit_cost
+    classification = plan.task == "classification"
+    return MDLResult(
+        codelength=codelength,
+        uniform_codelength=uniform,
+        compression=uniform / codelength if codelength > 0 else math.inf,
+        unit="squared error" if plan.mode == "squared_error_proxy" else "bits",
+        mode=plan.mode,
+        task=plan.task,
+        block_ends=list(ends),
+        block_costs=costs,
+        n_examples=n,
+        n_classes=plan.n_classes,
+        precision=plan.precision,
+        target_range=plan.target_range,
+        block_accuracy=accuracy if classification else None,
+        block_mse=None if classification else mse,
+        block_sigma=sigmas if plan.mode == "gaussian" else None,
+        random_state=plan.random_state,
+    )
+
+
+def _fit_prefix(plan: _Plan, X: np.ndarray, block: int) -> Any:
+    """Fit a fresh copy of the plan's estimator on the examples before block ``block + 1``."""
+    t = plan.ends[block]
+    return clone(plan.template).fit(X[:t], plan.y[:t])
+
+
+def online_code(
+    X: Any,
+    y: Any,
+    estimator: Any = "logistic_regression",
+    *,
+    task: str | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    random_state: int = 0,
+    mode: str | None = None,
+    precision: float | None = None,
+    estimator_kwargs: Mapping[str, Any] | None = None,
+) -> MDLResult:
+    """Compute the online codelength of ``y`` given the representation ``X`` (Voita and Titov's MDL probe).
+
+    The codes are described in :mod:`fastprobe.evaluation.mdl`. For classification the code is exactly Voita and
+    Titov's: ``t_1 * log2(K)`` bits for the first block, then ``-log2 p(y | x)`` per example from a probe trained
+    on all examples before its block, and ``compression = N * log2(K) / codelength``.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_examples, n_features)
+    y : array-like of shape (n_examples,)
+        Class labels of any type, or regression targets.
+    estimator : str or estimator, default="logistic_regression"
+        A name built by :func:`fastprobe.estimators.build_classifier` (``"logistic_regression"`` is fastprobe's
+        :class:`~fastprobe.estimators.LogisticProbe`, ``max_iter=1000``, for classification and ridge regression
+        for regression; ``"mlp"`` the torch MLP), or an unfitted estimator (cloned for every block). For
+        classification it needs ``predict_proba``; it is fitted on class indices ``0..K-1`` (the order of
+        ``np.unique(y)``) and its ``predict_proba`` columns must follow them. It sees the raw ``X`` (wrap it in a
+        ``Pipeline`` with a scaler to standardize), converted once to float32 (as activations are, and as fastprobe's
+        estimators fit).
+    task : {"classification", "regression"}, optional
+        Default: regression for floating targets with a non-integral value, classification otherwise.
+    fractions : sequence of float, default=DEFAULT_FRACTIONS
+        Block ends as fractions of the examples: strictly increasing in ``(0, 1]``, the last 1.0. The ends are
+        :func:`block_ends` of them.
+    random_state : int, default=0
+        Seed of the shuffle (and of named estimators that take one).
+    mode : {"categorical", "gaussian", "squared_error_proxy"}, optional
+        ``"categorical"`` for classification (the only one); for regression ``"gaussian"`` (the default, bits) or
+        ``"squared_error_proxy"`` (workflow B's numbers, not bits).
+    precision : float, optional
+        For ``mode="gaussian"``: the width of the cells targets are sent in, in the targets' unit (default
+        :data:`DEFAULT_RELATIVE_PRECISION` times the target range); above 0 and below the range.
+    estimator_kwargs : mapping, optional
+        Options for a named estimator (say ``{"C": 0.1}``), or ``set_params`` options for an estimator object.
+
+    Returns
+    -------
+    MDLResult
+
+    Raises
+    ------
+    InvalidInputError
+        For fractions that are not strictly increasing in ``(0, 1]`` ending at 1, fewer examples than blocks, a
+        first block without every class (the message names the missing classes and the first fraction that would
+        hold them all), fewer than 2 classes, constant or non-finite regression targets, a mode that does not fit
+        the task, or a precision outside ``(0, range)``.
+    ShapeMismatchError
+        If ``X`` is not 2-D, ``y`` not 1-D, or their lengths differ.
+    UnknownOptionError
+        For an unknown task, mode or estimator name.
+    InvalidEstimatorError
+        If a classification estimator has no ``predict_proba``.
+
+    Notes
+    -----
+    Every block's probe is trained on the first block and more, so when the first block holds every class, so does
+    every training set, and every class gets a probability. A first block without a class is refused rather than
+    coded with a probe that cannot give that class any probability.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> y = np.tile([0, 1], 500)
+    >>> X = rng.standard_normal((1000, 4)) + 4.0 * y[:, None]
+    >>> r = online_code(X, y, fractions=(0.02, 0.1, 0.5, 1.0))
+    >>> r.block_ends, round(r.uniform_codelength)
+    ([20, 100, 500, 1000], 1000)
+    >>> r.compression > 10
+    True
+    """
+    X = _as_rows(X, "X")
+    plan = _plan(y, X.shape[0], estimator, task, fractions, random_state, mode, precision, estimator_kwargs)
+    Xs = _prepared(X, plan)
+    return _code(plan, Xs, functools.partial(_fit_prefix, plan, Xs))
+
+
+def online_code_layers(
+    layers: Any,
+    y: Any,
+    estimator: Any = "logistic_regression",
+    *,
+    task: str | None = None,
+    fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    random_state: int = 0,
+    mode: str | None = None,
+    precision: float | None = None,
+    estimator_kwargs: Mapping[str, Any] | None = None,
+    progress: bool = False,
+) -> MDLLayers:
+    """Compute :func:`online_code` for every layer, with the same shuffle and blocks for all of them.
+
+    For fastprobe's Rust estimators (:class:`~fastprobe.estimators.LogisticProbe`, which ``"logistic_regression"``
+    builds, :class:`~fastprobe.estimators.RidgeProbe`, which it builds for regression, and the other estimators
+    :func:`fastprobe.sweep.fit_layers` runs in Rust) the probes of one block are fitted for all layers at once, in
+    parallel in Rust; any other estimator is fitted layer by layer. Each layer's result is what
+    :func:`online_code` gives on that layer alone.
+
+    Parameters
+    ----------
+    layers : ndarray of shape (n_layers, n_examples, n_features), sequence of 2-D arrays, or mapping
+        Each layer's activations (rows in the order of ``y``); a mapping gives the layers' names (else 0..L-1).
+    y, estimator, task, fractions, random_state, mode, precision, estimator_kwargs
+        As in :func:`online_code`.
+    progress : bool, default=False
+        Show a progress bar over blocks.
+
+    Returns
+    -------
+    MDLLayers
+
+    Raises
+    ------
+    InvalidInputError, ShapeMismatchError, UnknownOptionError, InvalidEstimatorError
+        As :func:`online_code`; also for empty layers or layers with different numbers of rows.
+    """
+    from tqdm.auto import tqdm
+
+    named = as_layer_dict(layers)
+    n_rows = next(iter(named.values())).shape[0]
+    plan = _plan(y, n_rows, estimator, task, fractions, random_state, mode, precision, estimator_kwargs)
+    shuffled = {name: _prepared(X, plan) for name, X in named.items()}
+    n_blocks = len(plan.ends) - 1
+    if isinstance(plan.template, _RUST_ESTIMATORS):
+        names = list(shuffled)
+        models: list[list[Any]] = []
+        for i in tqdm(range(n_blocks), desc="MDL blocks", unit="block", disable=not progress, dynamic_ncols=True):
+            t = plan.ends[i]
+            prefixes = [shuffled[name][:t] for name in names]
+            models.append(fit_layers(prefixes, plan.y[:t], plan.template, standardize=False, progress=False))
+        return MDLLayers(
+            {name: _code(plan, shuffled[name], functools.partial(_pick, models, j)) for j, name in enumerate(names)}
+        )
+    results = {}
+    for name in tqdm(list(shuffled), desc="MDL layers", unit="layer", disable=not progress, dynamic_ncols=True):
+        results[name] = _code(plan, shuffled[name], functools.partial(_fit_prefix, plan, shuffled[name]))
+    return MDLLayers(results)
+
+
+def _pick(models: list[list[Any]], layer: int, block: int) -> Any:
+    return models[block][layer]
