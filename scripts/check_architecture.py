@@ -58,6 +58,7 @@ LAYERS: list[tuple[tuple[str, ...], bool]] = [
             "fastprobe.heads",
             "fastprobe.evaluation",
             "fastprobe.experiments",
+            "fastprobe.aligned",
         ),
         True,
     ),
