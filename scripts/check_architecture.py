@@ -58,10 +58,10 @@ LAYERS: list[tuple[tuple[str, ...], bool]] = [
             "fastprobe.heads",
             "fastprobe.evaluation",
             "fastprobe.experiments",
-            "fastprobe.aligned",
         ),
         True,
     ),
+    (("fastprobe.aligned",), False),
     (
         (
             "fastprobe.pooling",
