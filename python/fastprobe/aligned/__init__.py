@@ -1,12 +1,27 @@
 """Aligned probing: relate what a model does (scores of its prompts and continuations) to what it represents.
 
-So far: :mod:`fastprobe.aligned.templates`, prompt templates with system and user messages, rendered through the
-tokenizer's chat template (or a plain join), with the character and token spans of the prompt's own text inside the
-templated input.
+So far:
+
+- :mod:`~fastprobe.aligned.templates`: prompt templates with system and user messages, rendered through the
+  tokenizer's chat template (or a plain join), with the character and token spans of the prompt's own text inside
+  the templated input;
+- :mod:`~fastprobe.aligned.scorers`: behavioural scores from any callable (texts to named scores), checked and cached
+  by text; :mod:`~fastprobe.aligned.perspective`, a Perspective API client; :mod:`~fastprobe.aligned.offline`,
+  offline scorers (VADER, alt-profanity-check, a lexicon);
+- :mod:`~fastprobe.aligned.rtp`: the RealToxicityPrompts JSONL reader.
 """
 
 from __future__ import annotations
 
+from fastprobe.aligned.offline import LexiconScorer, ProfanityScorer, VaderScorer
+from fastprobe.aligned.perspective import (
+    PERSPECTIVE_ATTRIBUTES,
+    PERSPECTIVE_KEY_ENV,
+    PERSPECTIVE_URL,
+    PerspectiveScorer,
+)
+from fastprobe.aligned.rtp import RTP_ATTRIBUTES, RTPPrompt, read_rtp
+from fastprobe.aligned.scorers import ScoreCache, Scorer, score_texts, scorer_identity
 from fastprobe.aligned.templates import (
     FOLD_SEPARATOR,
     PLAIN_SEPARATOR,
@@ -19,10 +34,24 @@ from fastprobe.aligned.templates import (
 
 __all__ = [
     "FOLD_SEPARATOR",
+    "PERSPECTIVE_ATTRIBUTES",
+    "PERSPECTIVE_KEY_ENV",
+    "PERSPECTIVE_URL",
     "PLAIN_SEPARATOR",
+    "RTP_ATTRIBUTES",
     "WORKFLOW_TEMPLATES",
+    "LexiconScorer",
+    "PerspectiveScorer",
+    "ProfanityScorer",
     "PromptTemplate",
+    "RTPPrompt",
+    "ScoreCache",
+    "Scorer",
     "TemplatedInput",
+    "VaderScorer",
+    "read_rtp",
     "render",
     "render_all",
+    "score_texts",
+    "scorer_identity",
 ]
