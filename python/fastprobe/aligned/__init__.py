@@ -8,11 +8,21 @@ So far:
 - :mod:`~fastprobe.aligned.scorers`: behavioural scores from any callable (texts to named scores), checked and cached
   by text; :mod:`~fastprobe.aligned.perspective`, a Perspective API client; :mod:`~fastprobe.aligned.offline`,
   offline scorers (VADER, alt-profanity-check, a lexicon);
-- :mod:`~fastprobe.aligned.rtp`: the RealToxicityPrompts JSONL reader.
+- :mod:`~fastprobe.aligned.rtp`: the RealToxicityPrompts JSONL reader;
+- :mod:`~fastprobe.aligned.capture`: continuations sampled with the KV cache on, and in the same pass the chosen
+  sites pooled over the prompt, the instruction and the generated tokens (:func:`capture_generation`).
 """
 
 from __future__ import annotations
 
+from fastprobe.aligned.capture import (
+    CAPTURE_POOLINGS,
+    PLAIN_TEMPLATE,
+    SPANS,
+    CaptureRow,
+    GenerationCapture,
+    capture_generation,
+)
 from fastprobe.aligned.offline import LexiconScorer, ProfanityScorer, VaderScorer
 from fastprobe.aligned.perspective import (
     PERSPECTIVE_ATTRIBUTES,
@@ -33,13 +43,18 @@ from fastprobe.aligned.templates import (
 )
 
 __all__ = [
+    "CAPTURE_POOLINGS",
     "FOLD_SEPARATOR",
     "PERSPECTIVE_ATTRIBUTES",
     "PERSPECTIVE_KEY_ENV",
     "PERSPECTIVE_URL",
     "PLAIN_SEPARATOR",
+    "PLAIN_TEMPLATE",
     "RTP_ATTRIBUTES",
+    "SPANS",
     "WORKFLOW_TEMPLATES",
+    "CaptureRow",
+    "GenerationCapture",
     "LexiconScorer",
     "PerspectiveScorer",
     "ProfanityScorer",
@@ -49,6 +64,7 @@ __all__ = [
     "Scorer",
     "TemplatedInput",
     "VaderScorer",
+    "capture_generation",
     "read_rtp",
     "render",
     "render_all",

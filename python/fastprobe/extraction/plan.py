@@ -240,6 +240,8 @@ class Captured:
         self.attention: dict[int, Any] = {}
         #: The pass's logits, ``(B, S, vocabulary)``, when it ran with the language-model head (else None).
         self.logits: Any = None
+        #: The tokens fed to a generation step (``generate_batches(on_step=...)``), else None.
+        self.input_ids: Any = None
 
     def _head_weight(self, site: Site) -> Any:
         if site.layer not in self._heads:

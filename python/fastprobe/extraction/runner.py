@@ -396,17 +396,31 @@ class Generation:
     steps: list[Captured]
 
 
-def _step_hooks(lm: Any, state: _Capture, fed: list[int], steps: list[dict[tuple[str, int], Any]]) -> list[Any]:
-    """Hooks on the whole model that note each step's input length and close its captures."""
+def _step_hooks(
+    lm: Any,
+    state: _Capture,
+    fed: list[Any],
+    steps: list[dict[tuple[str, int], Any]],
+    on_step: Callable[[int, Any, dict[tuple[str, int], Any]], None] | None = None,
+) -> list[Any]:
+    """Hooks on the whole model that note each step's input and close its captures.
+
+    With ``on_step``, each step's captures go to ``on_step(step, input_ids, captured)`` as soon as the step ends and
+    are not kept.
+    """
 
     def before(_m: Any, args: Any, kwargs: Any) -> None:
         ids = kwargs.get("input_ids", args[0] if args else None)
-        fed.append(int(ids.shape[1]))
+        fed.append(ids)
         state.captured.clear()
 
     def after(_m: Any, _inputs: Any, _output: Any) -> None:
         state.check(lm, state.captured)
-        steps.append(dict(state.captured))
+        if on_step is None:
+            steps.append(dict(state.captured))
+        else:
+            on_step(len(fed) - 1, fed[-1], dict(state.captured))
+            state.captured.clear()
 
     return [lm.register_forward_pre_hook(before, with_kwargs=True), lm.register_forward_hook(after)]
 
@@ -419,6 +433,9 @@ def generate_batches(
     progress: bool = True,
     *,
     interventions: Sequence[Intervention] = (),
+    add_special_tokens: bool = True,
+    before_batch: Callable[[np.ndarray], None] | None = None,
+    on_step: Callable[[np.ndarray, int, Captured], None] | None = None,
     **generate_kwargs: Any,
 ) -> Iterator[Generation]:
     """Run ``model.generate`` over the prompts (batched by length, padded on the left), capturing ``sites`` each step.
@@ -435,6 +452,15 @@ def generate_batches(
     batch_size : int, default=8
     progress : bool, default=True
     interventions : sequence of Intervention, default=()
+    add_special_tokens : bool, default=True
+        False for prompts that already hold the tokenizer's special tokens (a chat template's rendering).
+    before_batch : callable, optional
+        Called with a batch's prompt indices just before it generates (to seed its sampling, for example).
+    on_step : callable, optional
+        ``on_step(idx, step, captured)`` is called as soon as each forward pass of the generation ends, with the
+        batch's prompt indices, the step number and the step's :class:`~fastprobe.extraction.plan.Captured` (whose
+        ``input_ids`` are the tokens fed to that step); the steps are then not kept (``Generation.steps`` is empty),
+        so memory holds one step's activations at a time.
     **generate_kwargs
         Passed to ``generate`` (``max_new_tokens``, ``do_sample``, ...); ``pad_token_id`` defaults to the
         tokenizer's.
@@ -450,12 +476,20 @@ def generate_batches(
         raise InvalidInputError(f"generation runs on the local backend; this model uses {loaded.backend!r}")
     lm = causal_lm(loaded)
     plan = build_plan(lm, list(sites), interventions)
-    rows = tokenize(loaded, prompts)
+    rows = tokenize(loaded, prompts, add_special_tokens)
     chunks = _Chunks(length_order(prompts, rows), batch_size)
     state = _Capture(plan, stop=False)
-    fed: list[int] = []
+    fed: list[Any] = []
     steps: list[dict[tuple[str, int], Any]] = []
-    handles = install_hooks(plan, state) + _step_hooks(lm, state, fed, steps)
+    current: dict[str, Any] = {}
+
+    def stream(step: int, ids: Any, captured: dict[tuple[str, int], Any]) -> None:
+        assert on_step is not None
+        done = _step(current["idx"], current["mask"], step, int(ids.shape[1]), captured, plan)
+        done.input_ids = ids
+        on_step(current["idx"], step, done)
+
+    handles = install_hooks(plan, state) + _step_hooks(lm, state, fed, steps, stream if on_step else None)
     generate_kwargs.setdefault("pad_token_id", loaded.tokenizer.pad_token_id)
     meter = _Progress(len(prompts), "generating", progress)
     try:
@@ -465,13 +499,16 @@ def generate_batches(
             inputs = {k: batch[k].to(loaded.device) for k in ("input_ids", "attention_mask")}
             fed.clear()
             steps.clear()
-            with torch.inference_mode():
-                sequences = lm.generate(**inputs, **generate_kwargs)
             prompt_mask = inputs["attention_mask"].bool()
             idx = np.asarray(chunk, dtype=np.int64)
-            done = [
-                _step(idx, prompt_mask, t, n, captured, plan)
-                for t, (n, captured) in enumerate(zip(fed, steps, strict=True))
+            current.update(idx=idx, mask=prompt_mask)
+            if before_batch is not None:
+                before_batch(idx)
+            with torch.inference_mode():
+                sequences = lm.generate(**inputs, **generate_kwargs)
+            done = [  # empty when the steps went to on_step
+                _step(idx, prompt_mask, t, int(ids.shape[1]), captured, plan)
+                for t, (ids, captured) in enumerate(zip(fed, steps, strict=on_step is None))
             ]
             yield Generation(idx, sequences, prompt_mask, done)
             meter.update(len(chunk), int(prompt_mask.sum()))

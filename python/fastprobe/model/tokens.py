@@ -14,13 +14,17 @@ from fastprobe.model.loading import LoadedModel
 __all__ = ["accepts_kwarg", "length_order", "pad_batch", "resolve_position", "tokenize"]
 
 
-def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> list[dict[str, list[int]]]:
+def tokenize(
+    loaded: LoadedModel, prompts: Sequence[str], add_special_tokens: bool = True
+) -> list[dict[str, list[int]]]:
     """Tokenize prompts as extraction does (the tokenizer's defaults: special tokens, no truncation).
 
     Parameters
     ----------
     loaded : LoadedModel
     prompts : sequence of str
+    add_special_tokens : bool, default=True
+        False for texts that already hold them (a chat template's rendering).
 
     Returns
     -------
@@ -35,7 +39,7 @@ def tokenize(loaded: LoadedModel, prompts: Sequence[str]) -> list[dict[str, list
         extraction's prompt check refuses (a single string, no prompts, ``""``) and a prompt that gives no tokens.
     """
     check_prompts(prompts, non_empty=True, empty_strings=False)
-    enc = loaded.tokenizer(list(prompts))
+    enc = loaded.tokenizer(list(prompts), add_special_tokens=add_special_tokens)
     keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
     rows = [{k: list(enc[k][i]) for k in keys} for i in range(len(prompts))]
     limit = anatomy(loaded.model).max_positions

@@ -1,0 +1,364 @@
+"""Capture during generation: sample continuations and, in the same pass, pool chosen sites over three spans.
+
+For every (prompt, template, sample), :func:`capture_generation` renders the templated input
+(:mod:`fastprobe.aligned.templates`), samples a continuation with the model's language-model head and the KV cache on,
+and pools each site over
+
+- ``"prompt"``: the prompt's own tokens inside the templated input (from its character span);
+- ``"instruction"``: every other token of the templated input (system message, template text, special tokens);
+- ``"generation"``: the generated tokens, each one up to and including the end-of-sequence token, the last one too
+  (nothing after it).
+
+The hooks accumulate as the model runs (:func:`fastprobe.extraction.generate_batches` with ``on_step``): memory is
+that of generation plus one running sum (or maximum, ...) per (sequence, span, site), never every hidden state of
+every step. The last sampled token is fed to the model too: generation runs one step beyond ``max_new_tokens`` and
+the token that step samples is dropped, so the activations of every kept token are read.
+
+Sampling is seeded: the same prompts, templates, settings, batch size and seed give the same continuations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
+from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
+from fastprobe.extraction import generate_batches
+from fastprobe.model import LoadedModel, anatomy, causal_lm, load_model
+from fastprobe.sites import Site, SiteSpec, resolve_sites
+
+__all__ = ["CAPTURE_POOLINGS", "PLAIN_TEMPLATE", "SPANS", "CaptureRow", "GenerationCapture", "capture_generation"]
+
+#: The spans a capture pools over.
+SPANS: tuple[str, ...] = ("prompt", "instruction", "generation")
+#: The poolings a capture computes (as the activation store names them).
+CAPTURE_POOLINGS: tuple[str, ...] = ("mean", "max", "min", "first_token", "last_token")
+
+
+@dataclass(frozen=True)
+class CaptureRow:
+    """One sampled continuation: which prompt, template and sample, and what was generated.
+
+    ``tokens`` are the kept generated token ids (up to and including the end-of-sequence token); ``ended`` says
+    whether the sequence ended before ``max_new_tokens``.
+    """
+
+    prompt: int
+    template: str
+    sample: int
+    continuation: str
+    tokens: tuple[int, ...]
+    ended: bool
+
+    @property
+    def n_generated(self) -> int:
+        """How many tokens were kept."""
+        return len(self.tokens)
+
+
+@dataclass
+class GenerationCapture:
+    """The pooled activations of every (prompt, template, sample), with the continuations.
+
+    Attributes
+    ----------
+    rows : list of CaptureRow
+        In the order prompt, then template, then sample.
+    prompts : list of str
+    sites : list of str
+        The resolved site names, in column order.
+    vectors : dict of (span, pooling) to numpy.ndarray
+        ``(len(rows), len(sites) * hidden_size)`` float32 arrays.
+    settings : dict
+        The sampling settings and seed.
+    """
+
+    rows: list[CaptureRow]
+    prompts: list[str]
+    sites: list[str]
+    vectors: dict[tuple[str, str], np.ndarray]
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def span(self, span: str, pooling: str = "mean") -> np.ndarray:
+        """Return the ``(rows, sites * hidden)`` matrix of one span and pooling."""
+        if (span, pooling) not in self.vectors:
+            have = sorted({f"{s}/{p}" for s, p in self.vectors})
+            raise UnknownOptionError(f"no {span!r} span pooled by {pooling!r}; this capture has: {', '.join(have)}")
+        return self.vectors[(span, pooling)]
+
+    @property
+    def continuations(self) -> list[str]:
+        """The generated texts, one per row."""
+        return [r.continuation for r in self.rows]
+
+
+class _Pool:
+    """Running reductions of one (span, site) for the rows of one batch."""
+
+    def __init__(self, poolings: Sequence[str]) -> None:
+        self.poolings = poolings
+        self.sum: Any = None
+        self.count: Any = None
+        self.max: Any = None
+        self.min: Any = None
+        self.first: Any = None
+        self.last: Any = None
+
+    def add(self, x: Any, mask: Any) -> None:
+        """Fold in ``x`` of shape (B, T, H) at the positions ``mask`` (B, T) marks."""
+        import torch
+
+        x = x.float()
+        m = mask.to(x.device)
+        if self.sum is None:
+            b, h = x.shape[0], x.shape[-1]
+            self.sum = torch.zeros(b, h, dtype=torch.float64, device=x.device)
+            self.count = torch.zeros(b, dtype=torch.float64, device=x.device)
+            self.max = torch.full((b, h), -torch.inf, device=x.device)
+            self.min = torch.full((b, h), torch.inf, device=x.device)
+            self.first = torch.full((b, h), torch.nan, device=x.device)
+            self.last = torch.full((b, h), torch.nan, device=x.device)
+        self.sum += (x * m[..., None]).sum(dim=1, dtype=torch.float64)
+        self.count += m.sum(dim=1)
+        if "max" in self.poolings:
+            self.max = torch.maximum(self.max, x.masked_fill(~m[..., None], -torch.inf).amax(dim=1))
+        if "min" in self.poolings:
+            self.min = torch.minimum(self.min, x.masked_fill(~m[..., None], torch.inf).amin(dim=1))
+        if "first_token" in self.poolings or "last_token" in self.poolings:
+            for t in range(x.shape[1]):
+                here = m[:, t]
+                fresh = here & torch.isnan(self.first[:, 0])
+                self.first[fresh] = x[fresh, t]
+                self.last[here] = x[here, t]
+
+    def result(self, pooling: str) -> Any:
+        if pooling == "mean":
+            return (self.sum / self.count.clamp_min(1)[:, None]).float()
+        return {"max": self.max, "min": self.min, "first_token": self.first, "last_token": self.last}[pooling]
+
+
+def _seed_of(seed: int, keys: list[str]) -> int:
+    digest = hashlib.sha256(("\x1f".join([str(seed), *keys])).encode()).digest()
+    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+def _eos_ids(lm: Any, tokenizer: Any) -> set[int]:
+    out: set[int] = set()
+    for value in (getattr(lm.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
+        if isinstance(value, int):
+            out.add(value)
+        elif value is not None:
+            out.update(int(v) for v in value)
+    return out
+
+
+def _check(n_samples: Any, max_new_tokens: Any, poolings: Sequence[str]) -> None:
+    for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ArgumentTypeError(f"{name} must be an int; got {value!r}")
+        if value < 1:
+            raise InvalidInputError(f"{name} must be at least 1; got {value}")
+    if not poolings:
+        raise InvalidInputError("poolings is empty; give at least one (default: mean)")
+    for p in poolings:
+        if p not in CAPTURE_POOLINGS:
+            raise UnknownOptionError(f"unknown pooling {p!r}; expected one of: {', '.join(CAPTURE_POOLINGS)}")
+
+
+class _TemplateRun:
+    """One template's generation: seeds each batch, folds each step into the span pools, reads the results."""
+
+    def __init__(
+        self,
+        spans: list[tuple[list[int], list[int]]],
+        keys: list[tuple[int, int, int]],
+        sites: list[Site],
+        poolings: Sequence[str],
+        eos: set[int],
+        seed: int,
+        name: str,
+    ) -> None:
+        self.spans, self.keys, self.sites, self.poolings = spans, keys, sites, poolings
+        self.eos, self.seed, self.name = sorted(eos), seed, name
+        self.pools: dict[tuple[str, str], _Pool] = {}
+        self.ended: Any = None
+
+    def before_batch(self, idx: np.ndarray) -> None:
+        import torch
+
+        tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
+        torch.manual_seed(_seed_of(self.seed, [self.name, *tags]))
+        self.pools = {(span, s.name): _Pool(self.poolings) for span in SPANS for s in self.sites}
+
+    def on_step(self, idx: np.ndarray, step: int, cap: Any) -> None:
+        import torch
+
+        if step == 0:  # the templated input: its prompt and instruction tokens
+            first = cap.mask.int().argmax(dim=1)
+            masks = {name: torch.zeros_like(cap.mask) for name in ("prompt", "instruction")}
+            for b, i in enumerate(idx.tolist()):
+                for name, tokens in zip(("prompt", "instruction"), self.spans[self.keys[i][0]], strict=True):
+                    masks[name][b, first[b] + torch.tensor(tokens, dtype=torch.long, device=first.device)] = True
+            self.ended = torch.zeros(len(idx), dtype=torch.bool, device=cap.mask.device)
+            for s in self.sites:
+                x = cap.full(s)
+                for name in ("prompt", "instruction"):
+                    self.pools[(name, s.name)].add(x, masks[name])
+            return
+        # a later step is fed the token sampled before it: count it unless its sequence has ended
+        ids = cap.input_ids[:, -1].to(self.ended.device)
+        alive = ~self.ended
+        for s in self.sites:
+            self.pools[("generation", s.name)].add(cap.full(s)[:, -1:], alive[:, None])
+        self.ended = self.ended | torch.isin(ids, torch.tensor(self.eos, device=ids.device))
+
+    def finish(
+        self, gen: Any, tokenizer: Any, max_new_tokens: int
+    ) -> list[tuple[tuple[int, int, int], CaptureRow, dict[tuple[str, str, int], np.ndarray]]]:
+        width = gen.prompt_mask.shape[1]
+        out = []
+        for b, i in enumerate(gen.idx.tolist()):
+            key = self.keys[i]
+            new = gen.sequences[b, width : width + max_new_tokens].tolist()
+            cut = next((k + 1 for k, v in enumerate(new) if v in self.eos), len(new))
+            row = CaptureRow(
+                prompt=key[0],
+                template=self.name,
+                sample=key[2],
+                continuation=tokenizer.decode(new[:cut], skip_special_tokens=True),
+                tokens=tuple(int(v) for v in new[:cut]),
+                ended=bool(new) and new[cut - 1] in self.eos,
+            )
+            pooled = {
+                (span, pooling, j): self.pools[(span, s.name)].result(pooling)[b].cpu().numpy()
+                for j, s in enumerate(self.sites)
+                for span in SPANS
+                for pooling in self.poolings
+            }
+            out.append((key, row, pooled))
+        return out
+
+
+#: The template used when none is given: the prompt alone.
+PLAIN_TEMPLATE = PromptTemplate("{prompt}", name="plain")
+
+
+def capture_generation(
+    model: LoadedModel | str,
+    prompts: Sequence[str],
+    sites: SiteSpec | Sequence[SiteSpec],
+    *,
+    templates: PromptTemplate | Sequence[PromptTemplate] = PLAIN_TEMPLATE,
+    n_samples: int = 1,
+    max_new_tokens: int = 20,
+    do_sample: bool = True,
+    temperature: float = 1.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    seed: int = 0,
+    poolings: Sequence[str] = ("mean",),
+    chat_template_from: Any = None,
+    batch_size: int = 8,
+    progress: bool = True,
+) -> GenerationCapture:
+    """Sample continuations and pool ``sites`` over the prompt, the instruction and the generated tokens.
+
+    Parameters
+    ----------
+    model : LoadedModel or str
+        A loaded model (its files are used to load the language-model head) or a name for
+        :func:`~fastprobe.model.load_model`.
+    prompts : sequence of str
+        Non-empty prompts.
+    sites : int, str or a sequence of them
+        Layers or site names (:mod:`fastprobe.sites`).
+    templates : PromptTemplate or a sequence of them
+        Each prompt is rendered with each template (:func:`~fastprobe.aligned.templates.render`).
+    n_samples : int, default=1
+        Continuations per (prompt, template).
+    max_new_tokens : int, default=20
+    do_sample, temperature, top_p, top_k
+        Sampling settings (``top_k=0``: no top-k filter); ``do_sample=False`` decodes greedily.
+    seed : int, default=0
+        Seeds each batch's sampling (with the batch's rows).
+    poolings : sequence of str, default=("mean",)
+        Any of :data:`CAPTURE_POOLINGS`.
+    chat_template_from : tokenizer, optional
+        Render the templates with this tokenizer's chat template.
+    batch_size : int, default=8
+        Sequences per ``generate`` call (samples of a prompt count one each).
+    progress : bool, default=True
+
+    Returns
+    -------
+    GenerationCapture
+
+    Raises
+    ------
+    InvalidInputError
+        An empty prompt, a prompt not found as-is in its templated input, ``n_samples`` or ``max_new_tokens`` below
+        1, or a site out of range.
+    """
+    _check(n_samples, max_new_tokens, poolings)
+    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    tok = loaded.tokenizer
+    prompts = list(prompts)
+    template_list = [templates] if isinstance(templates, PromptTemplate) else list(templates)
+    rendered = render_all(template_list, prompts, tok, chat_template_from=chat_template_from)
+    body = anatomy(loaded.model)
+    resolved: list[Site] = resolve_sites(sites, body.n_layers, body.n_heads)
+    lm = causal_lm(loaded)
+    eos = _eos_ids(lm, tok)
+    h = body.hidden_size
+    rows: list[tuple[int, int, int]] = [
+        (p, t, s) for p in range(len(prompts)) for t in range(len(template_list)) for s in range(n_samples)
+    ]
+    out = {
+        (span, pooling): np.full((len(rows), len(resolved) * h), np.nan, np.float32)
+        for span in SPANS
+        for pooling in poolings
+    }
+    info: dict[int, CaptureRow] = {}
+    row_of = {key: i for i, key in enumerate(rows)}
+    settings = {
+        "n_samples": n_samples,
+        "max_new_tokens": max_new_tokens,
+        "do_sample": do_sample,
+        "temperature": temperature,
+        "top_p": top_p,
+        "top_k": top_k,
+        "seed": seed,
+    }
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens + 1, "do_sample": do_sample}
+    if do_sample:
+        gen_kwargs |= {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+    for t, template in enumerate(template_list):
+        inputs: list[TemplatedInput] = rendered[t]
+        keys = [(p, tt, k) for p, tt, k in rows if tt == t]
+        run = _TemplateRun(
+            [ti.token_spans(tok) for ti in inputs], keys, resolved, poolings, eos, seed, template.name or ""
+        )
+        batches = generate_batches(
+            loaded,
+            [inputs[p].text for p, _, _ in keys],
+            resolved,
+            batch_size,
+            progress,
+            add_special_tokens=inputs[0].add_special_tokens,
+            before_batch=run.before_batch,
+            on_step=run.on_step,
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0),
+            **gen_kwargs,
+        )
+        for gen in batches:
+            for key, row, pooled in run.finish(gen, tok, max_new_tokens):
+                r = row_of[key]
+                info[r] = row
+                for (span, pooling, j), vec in pooled.items():
+                    out[(span, pooling)][r, j * h : (j + 1) * h] = vec
+    return GenerationCapture([info[r] for r in range(len(rows))], prompts, [s.name for s in resolved], out, settings)

@@ -1,0 +1,95 @@
+"""Capture during generation against a plain forward pass over each finished sequence, on tiny models."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from fastprobe import InvalidInputError, UnknownOptionError
+from fastprobe.aligned import PromptTemplate, render
+from fastprobe.aligned.capture import capture_generation
+from fastprobe.extraction import load_model
+from fastprobe.testing import tiny_model
+
+PROMPTS = ["The cat sat on the mat", "A dog ran", "I saw a box in the corner and"]
+TEMPLATES = [
+    PromptTemplate("{prompt}", name="plain"),
+    PromptTemplate("Continue: {prompt}", system="Be brief.", name="brief"),
+]
+
+
+def reference(loaded: Any, cap: Any, layers: list[int]) -> dict[tuple[str, int], np.ndarray]:
+    """Each row's templated input plus its kept tokens, run alone; each span's mean at each layer."""
+    tok = loaded.tokenizer
+    out: dict[tuple[str, int], list[np.ndarray]] = {}
+    for row in cap.rows:
+        template = next(t for t in TEMPLATES if t.name == row.template)
+        ti = render(template, cap.prompts[row.prompt], tok)
+        ids = tok(ti.text, add_special_tokens=ti.add_special_tokens)["input_ids"]
+        prompt_pos, instruction_pos = ti.token_spans(tok)
+        new = list(row.tokens)
+        with torch.inference_mode():
+            hidden = loaded.model(torch.tensor([ids + new]), output_hidden_states=True).hidden_states
+        gen_pos = list(range(len(ids), len(ids) + len(new)))
+        for layer in layers:
+            h = hidden[layer + 1][0].double().numpy()
+            for span, pos in (("prompt", prompt_pos), ("instruction", instruction_pos), ("generation", gen_pos)):
+                out.setdefault((span, layer), []).append(h[pos].mean(axis=0))
+    return {k: np.stack(v) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("arch", ["llama", "gpt2", "qwen2"])
+def test_pooled_spans_equal_a_forward_pass_over_each_finished_sequence(arch: str) -> None:
+    loaded = load_model(tiny_model(arch, padding_side="left"), device="cpu")
+    cap = capture_generation(
+        loaded,
+        PROMPTS,
+        [0, 2],
+        templates=TEMPLATES,
+        n_samples=2,
+        max_new_tokens=6,
+        seed=3,
+        batch_size=4,
+        progress=False,
+    )
+    assert len(cap.rows) == len(PROMPTS) * 2 * 2 and cap.sites == ["resid.0", "resid.2"]
+    assert [(r.prompt, r.template, r.sample) for r in cap.rows[:4]] == [
+        (0, "plain", 0),
+        (0, "plain", 1),
+        (0, "brief", 0),
+        (0, "brief", 1),
+    ]
+    for r in cap.rows:
+        assert 1 <= r.n_generated <= 6 and (r.ended or r.n_generated == 6)
+    want = reference(loaded, cap, [0, 2])
+    h = loaded.model.config.hidden_size
+    for span in ("prompt", "instruction", "generation"):
+        got = cap.span(span)
+        for j, layer in enumerate([0, 2]):
+            np.testing.assert_allclose(got[:, j * h : (j + 1) * h], want[(span, layer)], rtol=1e-4, atol=1e-5)
+
+
+def test_the_same_seed_gives_the_same_samples_and_another_seed_others() -> None:
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    kw: dict[str, Any] = {"n_samples": 3, "max_new_tokens": 8, "progress": False, "poolings": ("mean", "max")}
+    a = capture_generation(loaded, PROMPTS, [1], seed=0, **kw)
+    b = capture_generation(loaded, PROMPTS, [1], seed=0, **kw)
+    c = capture_generation(loaded, PROMPTS, [1], seed=1, **kw)
+    assert [r.tokens for r in a.rows] == [r.tokens for r in b.rows] != [r.tokens for r in c.rows]
+    np.testing.assert_array_equal(a.span("generation", "max"), b.span("generation", "max"))
+    assert len({r.tokens for r in a.rows if r.prompt == 0}) > 1  # the samples of one prompt differ
+    with pytest.raises(UnknownOptionError, match="no 'generation' span pooled by 'min'"):
+        a.span("generation", "min")
+
+
+def test_bad_input() -> None:
+    loaded = load_model(tiny_model("llama"), device="cpu")
+    with pytest.raises(InvalidInputError, match="n_samples must be at least 1; got 0"):
+        capture_generation(loaded, PROMPTS, [1], n_samples=0, progress=False)
+    with pytest.raises(UnknownOptionError, match="unknown pooling 'median'"):
+        capture_generation(loaded, PROMPTS, [1], poolings=("median",), progress=False)
+    with pytest.raises(InvalidInputError, match="empty"):
+        capture_generation(loaded, ["fine", "  "], [1], progress=False)
