@@ -279,7 +279,9 @@ def test_gaussian_code_equals_a_hand_computation() -> None:
     X = rng.integers(-4, 5, (16, 1)).astype(np.float64)  # exact in float32
     y = 0.7 * X[:, 0] + rng.normal(0.0, 0.5, 16)
     eps = 0.1
-    r = online_code(X, y, LstsqRegressor(), task="regression", fractions=(0.25, 0.5, 1.0), precision=eps)
+    r = online_code(
+        X, y, LstsqRegressor(), task="regression", fractions=(0.25, 0.5, 1.0), precision=eps, standardize=False
+    )  # the raw features, as the hand computation fits them
     order = np.random.default_rng(0).permutation(16)
     Xs, ys = X[order], y[order]
     low, high = y.min(), y.max()
@@ -336,7 +338,15 @@ def test_squared_error_proxy_equals_a_hand_computation() -> None:
     rng = np.random.default_rng(12)
     X = rng.integers(-3, 4, (16, 2)).astype(np.float64)
     y = X @ np.array([0.5, -1.0]) + rng.normal(0.0, 0.3, 16)
-    r = online_code(X, y, LstsqRegressor(), task="regression", mode="squared_error_proxy", fractions=(0.25, 0.5, 1.0))
+    r = online_code(
+        X,
+        y,
+        LstsqRegressor(),
+        task="regression",
+        mode="squared_error_proxy",
+        fractions=(0.25, 0.5, 1.0),
+        standardize=False,
+    )
     order = np.random.default_rng(0).permutation(16)
     Xs, ys = X[order], y[order]
     uniform = float(np.sum((y - y.mean()) ** 2))

@@ -53,6 +53,7 @@ import numpy as np
 from sklearn.base import BaseEstimator, clone
 
 from fastprobe.estimators import (
+    LayerScaler,
     LogisticProbe,
     MassMeanProbe,
     RidgeClassifierProbe,
@@ -490,10 +491,15 @@ def _code(plan: _Plan, X: np.ndarray, model_for: Callable[[int], Any]) -> MDLRes
     )
 
 
-def _fit_prefix(plan: _Plan, X: np.ndarray, block: int) -> Any:
+def _fit_prefix(plan: _Plan, X: np.ndarray, standardize: bool, block: int) -> Any:
     """Fit a fresh copy of the plan's estimator on the examples before block ``block + 1``."""
+    from sklearn.pipeline import Pipeline
+
     t = plan.ends[block]
-    return clone(plan.template).fit(X[:t], plan.y[:t])
+    model = clone(plan.template)
+    if standardize:
+        model = Pipeline([("scale", LayerScaler()), ("probe", model)])
+    return model.fit(X[:t], plan.y[:t])
 
 
 def online_code(
@@ -507,6 +513,7 @@ def online_code(
     mode: str | None = None,
     precision: float | None = None,
     estimator_kwargs: Mapping[str, Any] | None = None,
+    standardize: bool = True,
 ) -> MDLResult:
     """Compute the online codelength of ``y`` given the representation ``X`` (Voita and Titov's MDL probe).
 
@@ -542,6 +549,9 @@ def online_code(
         :data:`DEFAULT_RELATIVE_PRECISION` times the target range); above 0 and below the range.
     estimator_kwargs : mapping, optional
         Options for a named estimator (say ``{"C": 0.1}``), or ``set_params`` options for an estimator object.
+    standardize : bool, default=True
+        Standardize each feature with the mean and standard deviation of the probe's training examples (the examples
+        before the block it codes), as ``Probe`` and :func:`~fastprobe.evaluation.cross_validate` do by default.
 
     Returns
     -------
@@ -582,7 +592,7 @@ def online_code(
     X = _as_rows(X, "X")
     plan = _plan(y, X.shape[0], estimator, task, fractions, random_state, mode, precision, estimator_kwargs)
     Xs = _prepared(X, plan)
-    return _code(plan, Xs, functools.partial(_fit_prefix, plan, Xs))
+    return _code(plan, Xs, functools.partial(_fit_prefix, plan, Xs, standardize))
 
 
 def online_code_layers(
@@ -596,6 +606,7 @@ def online_code_layers(
     mode: str | None = None,
     precision: float | None = None,
     estimator_kwargs: Mapping[str, Any] | None = None,
+    standardize: bool = True,
     progress: bool = False,
 ) -> MDLLayers:
     """Compute :func:`online_code` for every layer, with the same shuffle and blocks for all of them.
@@ -610,7 +621,7 @@ def online_code_layers(
     ----------
     layers : ndarray of shape (n_layers, n_examples, n_features), sequence of 2-D arrays, or mapping
         Each layer's activations (rows in the order of ``y``); a mapping gives the layers' names (else 0..L-1).
-    y, estimator, task, fractions, random_state, mode, precision, estimator_kwargs
+    y, estimator, task, fractions, random_state, mode, precision, estimator_kwargs, standardize
         As in :func:`online_code`.
     progress : bool, default=False
         Show a progress bar over blocks.
@@ -637,13 +648,13 @@ def online_code_layers(
         for i in tqdm(range(n_blocks), desc="MDL blocks", unit="block", disable=not progress, dynamic_ncols=True):
             t = plan.ends[i]
             prefixes = [shuffled[name][:t] for name in names]
-            models.append(fit_layers(prefixes, plan.y[:t], plan.template, standardize=False, progress=False))
+            models.append(fit_layers(prefixes, plan.y[:t], plan.template, standardize=standardize, progress=False))
         return MDLLayers(
             {name: _code(plan, shuffled[name], functools.partial(_pick, models, j)) for j, name in enumerate(names)}
         )
     results = {}
     for name in tqdm(list(shuffled), desc="MDL layers", unit="layer", disable=not progress, dynamic_ncols=True):
-        results[name] = _code(plan, shuffled[name], functools.partial(_fit_prefix, plan, shuffled[name]))
+        results[name] = _code(plan, shuffled[name], functools.partial(_fit_prefix, plan, shuffled[name], standardize))
     return MDLLayers(results)
 
 
