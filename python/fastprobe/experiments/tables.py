@@ -10,14 +10,15 @@ written to a temporary file beside the target and renamed over it, so an error l
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
-import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from fastprobe.exceptions import ArgumentTypeError, MissingDependencyError
+from fastprobe.serialization import write_atomically
 
 __all__ = ["METADATA_COLUMNS", "columns_of", "flatten", "records_from_rows", "to_frame", "write_csv", "write_parquet"]
 
@@ -117,17 +118,6 @@ def _check_path(path: Any) -> Path:
     return Path(path)
 
 
-def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    """Write through a temporary file beside ``path`` and rename it over ``path``; remove it on any error."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(temporary)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 def write_csv(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
     """Write the records as CSV (a header row; empty for None; lists and dicts as JSON); return the path.
 
@@ -143,14 +133,16 @@ def write_csv(records: list[dict[str, Any]], path: str | os.PathLike[str]) -> Pa
     target = _check_path(path)
     columns = columns_of(records)
 
-    def write(temporary: Path) -> None:
-        with temporary.open("x", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            for record in records:
-                writer.writerow([_text(record.get(name)) for name in columns])
+    def write(binary: Any) -> None:
+        handle = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        writer = csv.writer(handle)
+        writer.writerow(columns)
+        for record in records:
+            writer.writerow([_text(record.get(name)) for name in columns])
+        handle.flush()
+        handle.detach()  # the binary file stays open for the atomic writer to sync and close
 
-    _write_atomically(target, write)
+    write_atomically(target, write, "an experiment's results")
     return target
 
 
@@ -189,5 +181,5 @@ def write_parquet(records: list[dict[str, Any]], path: str | os.PathLike[str]) -
         except (pyarrow.ArrowInvalid, pyarrow.ArrowTypeError, OverflowError):
             arrays[name] = pyarrow.array([None if v is None else _json_text(v) for v in values], pyarrow.string())
     table = pyarrow.table(arrays)
-    _write_atomically(target, lambda temporary: pyarrow.parquet.write_table(table, str(temporary)))
+    write_atomically(target, lambda binary: pyarrow.parquet.write_table(table, binary), "an experiment's results")
     return target
