@@ -35,9 +35,12 @@ GRID: dict[str, list[Any]] = {"layer": [0, 1, 2], "classifier": ["logistic_regre
 # log with O_APPEND (one write per line), sleeps, and returns results the parent can check exactly.
 CHILD = textwrap.dedent(
     """
-    import os, sys, time
+    import os, signal, sys, time
     from pathlib import Path
     from fastprobe.experiments import Experiment
+
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even when the suite runs with SIGINT ignored (a background job)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
     db, log, n, sleep, go = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
     workers, stale_after = int(sys.argv[6]), float(sys.argv[7])
@@ -78,6 +81,13 @@ def start_child(
     args = [sys.executable, str(script), str(db), str(log), str(n), str(sleep), str(go or ""), str(workers)]
     args.append(str(stale_after))
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def stop(child: subprocess.Popen) -> None:
+    """Kill a child still running (a failed test) and close its pipes."""
+    if child.poll() is None:
+        child.kill()
+    child.communicate()
 
 
 def starts(log: Path) -> list[tuple[int, int]]:
@@ -373,9 +383,12 @@ def test_keyboard_interrupt_in_fn_keeps_finished_cells_and_releases_the_claim(tm
 def test_sigint_stops_after_the_cells_in_flight(tmp_path: Path, workers: int) -> None:
     db, log = tmp_path / "e.sqlite", tmp_path / "log"
     child = start_child(tmp_path, db, log, n=20, sleep=0.4, workers=workers)
-    wait_for(lambda: len(starts(log)) >= 2)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    try:
+        wait_for(lambda: len(starts(log)) >= 2)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        stop(child)
     assert child.returncode != 0
     assert "stopping after the cells in flight" in err and "KeyboardInterrupt" in err and "run it again" in err
     started = {i for i, _ in starts(log)}
@@ -386,12 +399,15 @@ def test_sigint_stops_after_the_cells_in_flight(tmp_path: Path, workers: int) ->
 def test_a_second_sigint_aborts_the_cell_in_flight(tmp_path: Path) -> None:
     db, log = tmp_path / "e.sqlite", tmp_path / "log"
     child = start_child(tmp_path, db, log, n=20, sleep=5.0)
-    wait_for(lambda: len(starts(log)) >= 1)
-    begin = time.monotonic()
-    child.send_signal(signal.SIGINT)
-    time.sleep(0.2)
-    child.send_signal(signal.SIGINT)
-    _, err = child.communicate(timeout=60)
+    try:
+        wait_for(lambda: len(starts(log)) >= 1)
+        begin = time.monotonic()
+        child.send_signal(signal.SIGINT)
+        time.sleep(0.2)
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=60)
+    finally:
+        stop(child)
     assert child.returncode != 0 and "KeyboardInterrupt" in err and time.monotonic() - begin < 4.0
     assert starts(log) == [(0, child.pid)] and stored_rows(db) == []
     status = child_experiment(db, 20).status()

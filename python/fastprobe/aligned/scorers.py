@@ -76,6 +76,7 @@ def scorer_identity(scorer: Callable[..., Any]) -> str:
 
     Examples
     --------
+    >>> from fastprobe.aligned import LexiconScorer
     >>> scorer_identity(LexiconScorer({"bad": 1.0}, name="bad_words")).startswith("lexicon[bad_words;mean;")
     True
     """
@@ -346,6 +347,7 @@ def score_texts(
 
     Examples
     --------
+    >>> from fastprobe.aligned import LexiconScorer
     >>> scores = score_texts(LexiconScorer({"awful": 1.0}, name="bad"), ["an awful day", "a fine day"])
     >>> scores["bad"].tolist()
     [0.3333333333333333, 0.0]
