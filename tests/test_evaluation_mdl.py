@@ -13,10 +13,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsRegressor
 
 from fastprobe.estimators import LogisticProbe
+from fastprobe.evaluation import MDLLayers
 from fastprobe.evaluation.mdl import (
     DEFAULT_FRACTIONS,
     PROBABILITY_FLOOR,
-    MDLLayers,
     block_ends,
     online_code,
     online_code_layers,

@@ -23,15 +23,8 @@ from fastprobe.evaluation.control import (
 )
 from fastprobe.evaluation.cv import CLASSIFICATION_METRICS, REGRESSION_METRICS, CVResult, cross_validate
 from fastprobe.evaluation.layers import read_layers
-from fastprobe.evaluation.mdl import (
-    DEFAULT_FRACTIONS,
-    MODES,
-    MDLLayers,
-    MDLResult,
-    block_ends,
-    online_code,
-    online_code_layers,
-)
+from fastprobe.evaluation.mdl import DEFAULT_FRACTIONS, MODES, block_ends, online_code, online_code_layers
+from fastprobe.evaluation.mdl_results import MDLLayers, MDLResult
 from fastprobe.evaluation.splits import Split, make_splits
 from fastprobe.evaluation.targets import TASKS, as_layer_dict, check_targets, infer_task, minmax_scale
 
