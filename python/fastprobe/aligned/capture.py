@@ -29,7 +29,7 @@ import numpy as np
 from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import generate_batches
-from fastprobe.model import LoadedModel, anatomy, causal_lm, load_model
+from fastprobe.model import LoadedModel, anatomy, as_loaded, causal_lm
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 
 __all__ = ["CAPTURE_POOLINGS", "PLAIN_TEMPLATE", "SPANS", "CaptureRow", "GenerationCapture", "capture_generation"]
@@ -305,7 +305,7 @@ def capture_generation(
         1, or a site out of range.
     """
     _check(n_samples, max_new_tokens, poolings)
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = as_loaded(model)
     tok = loaded.tokenizer
     prompts = list(prompts)
     template_list = [templates] if isinstance(templates, PromptTemplate) else list(templates)

@@ -18,7 +18,7 @@ from fastprobe.exceptions import ArgumentTypeError, InvalidInputError
 from fastprobe.extraction import EdgeAblation, HeadAblation, Intervention, extract_at
 from fastprobe.heads.dataset import PositionDataset, json_copy, utc_timestamp
 from fastprobe.heads.positions import TokenSpan
-from fastprobe.model import LoadedModel, anatomy, fingerprint_of, load_model, resolve_position, tokenize
+from fastprobe.model import LoadedModel, anatomy, as_loaded, fingerprint_of, resolve_position, tokenize
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 
 __all__ = ["build_position_dataset"]
@@ -253,12 +253,7 @@ def build_position_dataset(
     user = json_copy(dict(user), "metadata")
     run_interventions, identities = _intervention_identities(interventions)
 
-    if isinstance(model, (str, os.PathLike)):
-        loaded = load_model(os.fspath(model))
-    elif isinstance(model, LoadedModel):
-        loaded = model
-    else:
-        raise ArgumentTypeError(f"model must be a LoadedModel or a model name; got {type(model).__name__}")
+    loaded = as_loaded(model)
     body = anatomy(loaded.model)
     resolved: list[Site] = resolve_sites(sites, body.n_layers, body.n_heads)
     lengths = [len(row["input_ids"]) for row in tokenize(loaded, texts)]

@@ -20,7 +20,7 @@ import numpy as np
 
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError
 from fastprobe.extraction import HeadAblation, extract_at, forward_batches, parse_heads
-from fastprobe.model import LoadedModel, anatomy, load_model, resolve_position, tokenize
+from fastprobe.model import LoadedModel, anatomy, as_loaded, resolve_position, tokenize
 from fastprobe.probe.inspection import pyplot
 from fastprobe.sites import Site, resolve_sites
 
@@ -187,7 +187,7 @@ def head_effects(
     """
     from tqdm.auto import tqdm
 
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = as_loaded(model)
     texts = list(texts)
     if (targets is None) == (classifier is None):
         raise InvalidInputError("give either targets (log-probabilities) or classifier with site and labels")

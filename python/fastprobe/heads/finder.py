@@ -26,7 +26,7 @@ import numpy as np
 
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 from fastprobe.extraction import as_positions, forward_batches, prefix_safe
-from fastprobe.model import LoadedModel, anatomy, load_model, resolve_position, tokenize
+from fastprobe.model import LoadedModel, anatomy, as_loaded, resolve_position, tokenize
 from fastprobe.probe.inspection import pyplot
 from fastprobe.sites import Site
 
@@ -206,7 +206,7 @@ def score_heads(
         If the three sequences differ in length or are empty, a position is outside its text, a key is the left-out
         first token, or a layer is out of range.
     """
-    loaded = model if isinstance(model, LoadedModel) else load_model(model)
+    loaded = as_loaded(model)
     texts = list(texts)
     if not texts:
         raise InvalidInputError("score_heads needs at least one example; got no texts")

@@ -13,12 +13,21 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from fastprobe.exceptions import FastprobeError, InvalidInputError, UnknownOptionError
+from fastprobe.exceptions import ArgumentTypeError, FastprobeError, InvalidInputError, UnknownOptionError
 from fastprobe.model.architectures import anatomy
 from fastprobe.model.registry import register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model
 
-__all__ = ["BACKENDS", "MODEL_DTYPES", "LoadedModel", "check_dtype", "import_nnsight", "load_model", "resolve_device"]
+__all__ = [
+    "BACKENDS",
+    "MODEL_DTYPES",
+    "LoadedModel",
+    "as_loaded",
+    "check_dtype",
+    "import_nnsight",
+    "load_model",
+    "resolve_device",
+]
 
 #: How forward passes run: transformers with forward hooks, or nnsight traces.
 BACKENDS: tuple[str, ...] = ("local", "nnsight")
@@ -247,3 +256,18 @@ def _load_remote(name: str) -> LoadedModel:
         tokenizer.pad_token = tokenizer.eos_token
     body = anatomy(model)
     return LoadedModel(name, model, tokenizer, "remote", body.n_layers, body.hidden_size, "nnsight", True, stub)
+
+
+def as_loaded(model: Any) -> LoadedModel:
+    """Return ``model`` if it is a :class:`LoadedModel`, else load it by name or path (:func:`load_model`).
+
+    Raises
+    ------
+    ArgumentTypeError
+        If ``model`` is neither a loaded model nor a name or path.
+    """
+    if isinstance(model, LoadedModel):
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_model(os.fspath(model))
+    raise ArgumentTypeError(f"model must be a LoadedModel or a model name; got {type(model).__name__}")
