@@ -9,7 +9,8 @@ statements when neither is there), last-token activations of all 30 layers, read
   ``StandardScaler`` + ``LogisticRegression`` pipeline in a loop over layers and seeds, with the same stratified
   folds; the mean accuracy per layer is compared;
 - MDL (online code): ``fastprobe.evaluation.online_code_layers`` against the same blocks fitted with scikit-learn's
-  logistic regression (standardized), codelengths compared.
+  logistic regression (standardized; in float64, so that its probabilities near 0 are not rounded in float32),
+  codelengths compared.
 
 Medians over ``--repeats``; writes ``bench-results/evaluation.json``.
 """
@@ -97,7 +98,10 @@ def sklearn_mdl(layers: list[np.ndarray], y: np.ndarray) -> list[float]:
     ends = block_ends(len(y), FRACTIONS)
     out = []
     for X in layers:
-        Xs = X[order]
+        # float64: given float32 rows, scikit-learn's predict_proba answers in float32, where 1 - p rounds to 0 for a
+        # confidently wrong prediction (p within 6e-8 of 1), which then costs the floor's 40 bits instead of its own
+        # (26.6 bits for a probability of 1e-8): enough to move a layer's codelength by 1%.
+        Xs = X[order].astype(np.float64)
         bits = ends[0] * np.log2(len(classes))
         for start, stop in itertools.pairwise(ends):
             clf = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=1000))

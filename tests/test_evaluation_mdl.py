@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -9,8 +10,10 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
 
 from fastprobe.estimators import LogisticProbe
 from fastprobe.evaluation import MDLLayers
@@ -201,6 +204,43 @@ def test_labels_of_any_type_and_a_scikit_learn_probe() -> None:
     assert ours.codelength == as_ints.codelength
     sk = online_code(X, names, LogisticRegression(max_iter=1000), fractions=(0.1, 0.3, 1.0))
     assert sk.codelength == pytest.approx(ours.codelength, rel=1e-3)  # the same objective, two solvers
+
+
+class _GenericLogistic(LogisticProbe):
+    """fastprobe's logistic regression fitted through the generic path (only the class itself goes to Rust's loop)."""
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_the_one_rust_call_equals_a_fresh_probe_per_block(n_classes: int) -> None:
+    # online_code codes LogisticProbe in one Rust call (rows gathered in the shuffle's order, each block's fit
+    # warm-started from the last); fitted to a tight tolerance it equals a fresh probe per block, as the generic path
+    # fits them, and a standardized scikit-learn LogisticRegression per block
+    rng = np.random.default_rng(8)
+    y = np.arange(500) % n_classes
+    X = (rng.standard_normal((500, 20)) + 0.7 * np.eye(n_classes, 20)[y] + 5.0).astype(np.float32)
+    tight = {"tol": 1e-9, "max_iter": 20000}
+    fractions = (0.04, 0.1, 0.25, 0.5, 1.0)
+    fast = online_code(X, y, fractions=fractions, estimator_kwargs=tight, random_state=3)
+    generic = online_code(X, y, _GenericLogistic(**tight), fractions=fractions, random_state=3)
+    assert fast.block_costs == pytest.approx(generic.block_costs, rel=1e-6)
+    assert fast.block_accuracy == generic.block_accuracy
+    order = np.random.default_rng(3).permutation(500)
+    Xs, ys = X[order].astype(np.float64), y[order]
+    expected = [fast.block_ends[0] * math.log2(n_classes)]
+    for start, stop in itertools.pairwise(fast.block_ends):
+        scaler = StandardScaler().fit(Xs[:start])
+        clf = LogisticRegression(tol=1e-10, max_iter=20000).fit(scaler.transform(Xs[:start]), ys[:start])
+        proba = clf.predict_proba(scaler.transform(Xs[start:stop]))[np.arange(stop - start), ys[start:stop]]
+        expected.append(float(-np.sum(np.log2(np.maximum(proba, PROBABILITY_FLOOR)))))
+    assert fast.block_costs == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_probe_out_of_iterations_is_a_convergence_warning() -> None:
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 2
+    X = rng.standard_normal((200, 6)) + y[:, None]
+    with pytest.warns(ConvergenceWarning, match=r"layer 0 did not converge in max_iter=1 .* block\(s\) \[1, 2\]"):
+        online_code(X, y, fractions=(0.1, 0.5, 1.0), estimator_kwargs={"max_iter": 1})
 
 
 # --- many layers -----------------------------------------------------------------------------------------------------

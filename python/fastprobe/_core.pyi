@@ -18,6 +18,7 @@ __all__ = [
     "group_lasso_fit",
     "logistic_path",
     "mass_mean_fit",
+    "online_code_logistic",
     "pool_padded",
     "pool_ragged",
     "reduce_scores",
@@ -90,6 +91,23 @@ def logistic_path(
     tol: float = 1e-4,
     n_threads: int | None = None,
 ) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], int, bool]]: ...
+def online_code_logistic(
+    layers: list[npt.NDArray[np.float32]],
+    order: npt.NDArray[np.int64],
+    y: npt.NDArray[np.int64],
+    n_classes: int,
+    ends: list[int],
+    *,
+    c: float = 1.0,
+    fit_intercept: bool = True,
+    max_iter: int = 100,
+    tol: float = 1e-4,
+    standardize: bool = True,
+    warm_start: bool = True,
+    floor: float = 1e-12,
+    n_threads: int | None = None,
+    progress: Callable[[int], object] | None = None,
+) -> list[tuple[npt.NDArray[np.float64], npt.NDArray[np.uint64], npt.NDArray[np.uint64], npt.NDArray[np.bool_]]]: ...
 def group_lasso_fit(
     x: npt.NDArray[np.float32],
     y: npt.NDArray[np.int64],

@@ -9,13 +9,22 @@ tokens, refuses ``""`` with an error naming its index (``check_prompts(..., empt
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
 
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, ShapeMismatchError
 
-__all__ = ["as_array", "check_labels", "check_prompts", "check_training_data", "looks_like_labels"]
+__all__ = [
+    "as_array",
+    "as_float",
+    "check_labels",
+    "check_max_iter",
+    "check_prompts",
+    "check_training_data",
+    "looks_like_labels",
+]
 
 
 def as_array(values: Any) -> np.ndarray:
@@ -125,3 +134,21 @@ def check_training_data(
                 f"sample_weight length must match the training prompts: expected shape ({len(prompts)},), got {w.shape}"
             )
     return prompts, y, w
+
+
+def as_float(value: Any, name: str) -> float:
+    """Return ``float(value)``, or raise an :class:`~fastprobe.exceptions.ArgumentTypeError` naming the parameter.
+
+    The solvers check the range; this only turns "could not convert" into a message that says which parameter.
+    """
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ArgumentTypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})") from None
+
+
+def check_max_iter(value: Any) -> int:
+    """Return ``max_iter`` as an int, or raise :class:`InvalidInputError` unless it is an integer >= 1."""
+    if not isinstance(value, numbers.Integral) or value < 1:
+        raise InvalidInputError(f"max_iter must be an integer >= 1; got {value!r}")
+    return int(value)

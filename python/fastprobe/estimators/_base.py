@@ -22,7 +22,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
 from fastprobe import _core
-from fastprobe.exceptions import ArgumentTypeError, InvalidEstimatorError, InvalidInputError, NotFittedError
+from fastprobe.exceptions import InvalidEstimatorError, InvalidInputError, NotFittedError
 
 
 def float32(X: np.ndarray) -> np.ndarray:
@@ -35,24 +35,6 @@ def weights(sample_weight: Any, X: np.ndarray) -> np.ndarray | None:
     if sample_weight is None:
         return None
     return np.ascontiguousarray(_check_sample_weight(sample_weight, X, dtype=np.float64))
-
-
-def as_float(value: Any, name: str) -> float:
-    """Return ``float(value)``, or raise an :class:`~fastprobe.exceptions.ArgumentTypeError` naming the parameter.
-
-    The solvers check the range; this only turns "could not convert" into a message that says which parameter.
-    """
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ArgumentTypeError(f"{name} must be a number; got {value!r} ({type(value).__name__})") from None
-
-
-def check_max_iter(value: Any) -> int:
-    """Return ``max_iter`` as an int, or raise :class:`InvalidInputError` unless it is an integer >= 1."""
-    if not isinstance(value, numbers.Integral) or value < 1:
-        raise InvalidInputError(f"max_iter must be an integer >= 1; got {value!r}")
-    return int(value)
 
 
 def encode_classes(estimator: BaseEstimator, y: np.ndarray) -> np.ndarray:

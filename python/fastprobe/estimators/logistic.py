@@ -10,12 +10,11 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import validate_data
 
 from fastprobe import _core
+from fastprobe._validation import as_float, check_max_iter
 from fastprobe.estimators._base import (
     LinearClassifierMixin,
     SolverPlan,
-    as_float,
     binary_proba,
-    check_max_iter,
     encode_classes,
     fit_planned,
     float32,

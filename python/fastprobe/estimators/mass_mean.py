@@ -13,9 +13,9 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from fastprobe._validation import as_float
 from fastprobe.estimators._base import (
     SolverPlan,
-    as_float,
     binary_proba,
     encode_classes,
     require_fitted,

@@ -45,13 +45,17 @@ import functools
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
 
+from fastprobe import _core
+from fastprobe._validation import as_float, check_max_iter
 from fastprobe.estimators import (
     LayerScaler,
     LogisticProbe,
@@ -339,6 +343,13 @@ def _code(plan: _Plan, X: np.ndarray, model_for: Callable[[int], Any]) -> MDLRes
         cell = np.minimum(np.floor((yb - low) / eps), n_cells - 1)
         lower = low + cell * eps
         costs.append(float(-np.sum(_log2_normal_mass((lower - mu) / sigma, (lower + eps - mu) / sigma))))
+    return _result(plan, costs, unit_cost, accuracy, mse, sigmas)
+
+
+def _result(
+    plan: _Plan, costs: list[float], unit_cost: float, accuracy: list[float], mse: list[float], sigmas: list[float]
+) -> MDLResult:
+    ends, n = plan.ends, len(plan.y)
     codelength = float(sum(costs))
     uniform = n * unit_cost
     classification = plan.task == "classification"
@@ -360,6 +371,58 @@ def _code(plan: _Plan, X: np.ndarray, model_for: Callable[[int], Any]) -> MDLRes
         block_sigma=sigmas if plan.mode == "gaussian" else None,
         random_state=plan.random_state,
     )
+
+
+def _online_logistic(
+    plan: _Plan, layers: dict[Any, np.ndarray], standardize: bool, progress: bool
+) -> dict[Any, MDLResult]:
+    """Code every layer (rows in ``y``'s order) with the plan's :class:`LogisticProbe` in one Rust call.
+
+    The layers run in parallel, the rows are taken in the plan's order, and each block's fit starts from the previous
+    block's solution.
+    """
+    from tqdm.auto import tqdm
+
+    probe = plan.template
+    assert plan.n_classes is not None
+    names = list(layers)
+    unit_cost = math.log2(plan.n_classes)
+    first = plan.ends[0] * unit_cost
+    sizes = np.diff(plan.ends)
+    with tqdm(total=len(names), desc="MDL layers", unit="layer", disable=not progress, dynamic_ncols=True) as bar:
+        coded = _core.online_code_logistic(
+            [np.ascontiguousarray(layers[name], dtype=np.float32) for name in names],
+            np.ascontiguousarray(plan.order, dtype=np.int64),
+            np.ascontiguousarray(plan.y, dtype=np.int64),
+            plan.n_classes,
+            list(plan.ends),
+            c=as_float(probe.C, "C"),
+            fit_intercept=bool(probe.fit_intercept),
+            max_iter=check_max_iter(probe.max_iter),
+            tol=as_float(probe.tol, "tol"),
+            standardize=standardize,
+            floor=PROBABILITY_FLOOR,
+            n_threads=probe.n_threads,
+            progress=lambda _layer: bar.update(1),
+        )
+    results = {}
+    for name, (bits, correct, _n_iter, converged) in zip(names, coded, strict=True):
+        if not converged.all():
+            warnings.warn(
+                f"MDL probe of layer {name!r} did not converge in max_iter={probe.max_iter} iterations for block(s) "
+                f"{(np.flatnonzero(~converged) + 1).tolist()}; increase max_iter (estimator_kwargs)",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        costs = [first, *(float(b) for b in bits)]
+        accuracy = [math.nan, *(float(c) / float(k) for c, k in zip(correct, sizes, strict=True))]
+        results[name] = _result(plan, costs, unit_cost, accuracy, [math.nan], [math.nan])
+    return results
+
+
+def _rust_online(plan: _Plan) -> bool:
+    """Whether the plan's probe is coded by the one Rust call (fastprobe's logistic regression, classification)."""
+    return type(plan.template) is LogisticProbe and plan.mode == "categorical"
 
 
 def _fit_prefix(plan: _Plan, X: np.ndarray, standardize: bool, block: int) -> Any:
@@ -444,6 +507,12 @@ def online_code(
 
     Notes
     -----
+    fastprobe's :class:`~fastprobe.estimators.LogisticProbe` (``"logistic_regression"`` for classification) is coded
+    in one Rust call: each block's probe starts from the previous block's solution (re-expressed for the new block's
+    standardization), which changes how soon the tolerance is met, not the optimum; class probabilities are
+    computed in float64. A probe that runs out of iterations gives a :class:`~sklearn.exceptions.ConvergenceWarning`
+    naming the blocks.
+
     Every block's probe is trained on the first block and more, so when the first block holds every class, so does
     every training set, and every class gets a probability. A first block without a class is refused rather than
     coded with a probe that cannot give that class any probability.
@@ -462,6 +531,8 @@ def online_code(
     """
     X = _as_rows(X, "X")
     plan = _plan(y, X.shape[0], estimator, task, fractions, random_state, mode, precision, estimator_kwargs)
+    if _rust_online(plan):
+        return _online_logistic(plan, {0: X}, standardize, progress=False)[0]
     Xs = _prepared(X, plan)
     return _code(plan, Xs, functools.partial(_fit_prefix, plan, Xs, standardize))
 
@@ -511,6 +582,8 @@ def online_code_layers(
     named = as_layer_dict(layers)
     n_rows = next(iter(named.values())).shape[0]
     plan = _plan(y, n_rows, estimator, task, fractions, random_state, mode, precision, estimator_kwargs)
+    if _rust_online(plan):
+        return MDLLayers(_online_logistic(plan, named, standardize, progress))
     shuffled = {name: _prepared(X, plan) for name, X in named.items()}
     n_blocks = len(plan.ends) - 1
     if isinstance(plan.template, _RUST_ESTIMATORS):

@@ -7,6 +7,7 @@
 mod convert;
 mod detach;
 mod errors;
+mod online;
 mod pooling;
 mod solvers;
 mod store;
@@ -17,6 +18,8 @@ use pyo3::prelude::*;
 /// The private extension module; import `fastprobe` instead.
 #[pymodule(gil_used = false)]
 mod _core {
+    #[pymodule_export]
+    use super::online::online_code_logistic;
     #[pymodule_export]
     use super::pooling::{pool_padded, pool_ragged, reduce_scores};
     #[pymodule_export]

@@ -93,6 +93,8 @@ pub fn eigh(m: &Mat<f64>) -> Result<(Vec<f64>, Mat<f64>)> {
 /// `sum_j x_j w_j` accumulated in f64 over eight independent partial sums, so that the loop vectorizes (a single
 /// running sum would wait on each addition's latency).
 #[must_use]
+#[allow(clippy::inline_always)] // so that the solvers' AVX copies vectorize it at their width
+#[inline(always)]
 pub fn dot_mixed(x: &[f32], w: &[f64]) -> f64 {
     const LANES: usize = 8;
     let mut acc = [0.0f64; LANES];

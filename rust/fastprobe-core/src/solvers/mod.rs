@@ -1,5 +1,6 @@
 //! Linear probe solvers: ridge (with leave-one-out alpha selection), L2 logistic regression (L-BFGS), mass-mean
-//! probes, group-lasso logistic regression, and feature standardization.
+//! probes, group-lasso logistic regression, feature standardization, and the online code of MDL probing
+//! ([`online`]).
 //!
 //! [`Solver`] names one of the probes a caller can fit by name (ridge, logistic, mass-mean) with its options,
 //! [`Targets`] what it is fitted to, and [`fit`] fits it, returning a [`Fit`]; the layer sweep
@@ -19,6 +20,7 @@ pub mod group_lasso;
 pub mod linalg;
 pub mod logistic;
 pub mod mass_mean;
+pub mod online;
 pub mod ridge;
 pub mod standardize;
 
