@@ -82,7 +82,7 @@ conformance: $(EXT) ## lmprobe 0.10.3's own test suite against fastprobe (downlo
 	$(PY) tests/conformance/run.py
 
 lock: $(PY) ## Re-resolve requirements-dev.lock from pyproject.toml (then review the diff).
-	$(UV) pip compile pyproject.toml --extra dev --extra plot --extra nnsight --extra hub --python-version 3.11 \
+	$(UV) pip compile pyproject.toml --extra dev --extra plot --extra nnsight --extra hub --extra offline --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements-dev.lock -q
 
 clean: ## Remove build outputs and the virtual environment.
