@@ -93,3 +93,104 @@ def test_bad_input() -> None:
         capture_generation(loaded, PROMPTS, [1], poolings=("median",), progress=False)
     with pytest.raises(InvalidInputError, match="empty"):
         capture_generation(loaded, ["fine", "  "], [1], progress=False)
+
+
+# --- the capture store: streaming, resuming, settings -----------------------------------------------------------
+
+
+def _kw() -> dict[str, Any]:
+    return {"n_samples": 2, "max_new_tokens": 5, "seed": 4, "batch_size": 2, "progress": False, "poolings": ("mean",)}
+
+
+def _same(a: Any, b: Any) -> None:
+    assert [(r.prompt, r.template, r.sample, r.tokens, r.continuation, r.ended) for r in a.rows] == [
+        (r.prompt, r.template, r.sample, r.tokens, r.continuation, r.ended) for r in b.rows
+    ]
+    for span in ("prompt", "instruction", "generation"):
+        np.testing.assert_array_equal(a.span(span), b.span(span))
+
+
+def test_a_stored_capture_equals_the_in_memory_one_and_a_rerun_generates_nothing(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import fastprobe.aligned.capture as capture_module
+
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    memory = capture_generation(loaded, PROMPTS, [0, 2], templates=TEMPLATES, **_kw())
+    stored = capture_generation(loaded, PROMPTS, [0, 2], templates=TEMPLATES, store=tmp_path / "cap", **_kw())
+    _same(stored, memory)
+    generated: list[int] = []
+    real = capture_module.generate_batches
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        for gen in real(*args, **kwargs):
+            generated.append(len(gen.idx))
+            yield gen
+
+    monkeypatch.setattr(capture_module, "generate_batches", counting)
+    again = capture_generation(loaded, PROMPTS, [0, 2], templates=TEMPLATES, store=tmp_path / "cap", **_kw())
+    assert generated == []
+    _same(again, memory)
+    # one more prompt: its rows are generated and stored; the stored rows keep their continuations
+    more = capture_generation(
+        loaded, [*PROMPTS, "One more"], [0, 2], templates=TEMPLATES, store=tmp_path / "cap", **_kw()
+    )
+    assert sum(generated) > 0
+    assert [r.tokens for r in more.rows[: len(memory.rows)]] == [r.tokens for r in memory.rows]
+    np.testing.assert_array_equal(more.span("generation")[: len(memory.rows)], memory.span("generation"))
+
+
+_KILLED_CHILD = r"""
+import os, signal, sys
+from fastprobe.aligned import PromptTemplate
+from fastprobe.aligned.capture import capture_generation
+from fastprobe.extraction import load_model
+from fastprobe.store import ActivationStore
+from fastprobe.testing import tiny_model
+
+real = ActivationStore.write_last_token
+calls = []
+
+def write_then_die(self, *args, **kwargs):
+    real(self, *args, **kwargs)
+    calls.append(1)
+    if len(calls) == 2:  # the second batch's vectors are on disk, its rows are not
+        os.kill(os.getpid(), signal.SIGKILL)
+
+ActivationStore.write_last_token = write_then_die
+loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+capture_generation(loaded, PROMPTS, [0, 2], templates=TEMPLATES, store=sys.argv[1], **KW)
+"""
+
+
+def test_a_killed_run_resumes_where_it_stopped(tmp_path: Any) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    from fastprobe.aligned import CaptureStore
+
+    setup = f"PROMPTS = {PROMPTS!r}\nTEMPLATES = [PromptTemplate('{{prompt}}', name='plain')]\nKW = {_kw()!r}\n"
+    script = _KILLED_CHILD.replace("loaded = load_model", setup + "loaded = load_model")
+    child = subprocess.run([sys.executable, "-c", script, str(tmp_path / "cap")], capture_output=True, timeout=300)
+    assert child.returncode == -signal.SIGKILL, child.stderr.decode()[-2000:]
+    with CaptureStore(tmp_path / "cap") as store:
+        assert len(store) == 2  # the first batch (2 sequences) only
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    template = [PromptTemplate("{prompt}", name="plain")]
+    resumed = capture_generation(loaded, PROMPTS, [0, 2], templates=template, store=tmp_path / "cap", **_kw())
+    _same(resumed, capture_generation(loaded, PROMPTS, [0, 2], templates=template, **_kw()))
+
+
+def test_a_store_refuses_other_settings_and_a_renamed_template(tmp_path: Any) -> None:
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    capture_generation(loaded, PROMPTS[:1], [0], templates=TEMPLATES[:1], store=tmp_path / "cap", **_kw())
+    with pytest.raises(InvalidInputError, match=r"made with other settings \(seed: stored 4, given 5\)"):
+        capture_generation(
+            loaded, PROMPTS[:1], [0], templates=TEMPLATES[:1], store=tmp_path / "cap", **_kw() | {"seed": 5}
+        )
+    with pytest.raises(InvalidInputError, match="other settings.*sites: stored"):
+        capture_generation(loaded, PROMPTS[:1], [1], templates=TEMPLATES[:1], store=tmp_path / "cap", **_kw())
+    other = PromptTemplate("Say: {prompt}", name="plain")
+    with pytest.raises(InvalidInputError, match="template 'plain' is stored with another definition"):
+        capture_generation(loaded, PROMPTS[:1], [0], templates=[other], store=tmp_path / "cap", **_kw())

@@ -10,7 +10,9 @@ So far:
   offline scorers (VADER, alt-profanity-check, a lexicon);
 - :mod:`~fastprobe.aligned.rtp`: the RealToxicityPrompts JSONL reader;
 - :mod:`~fastprobe.aligned.capture`: continuations sampled with the KV cache on, and in the same pass the chosen
-  sites pooled over the prompt, the instruction and the generated tokens (:func:`capture_generation`).
+  sites pooled over the prompt, the instruction and the generated tokens (:func:`capture_generation`), streamed
+  batch by batch into a :class:`CaptureStore` (:mod:`~fastprobe.aligned.capture_store`) when one is given, so a
+  killed run resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from fastprobe.aligned.capture import (
     GenerationCapture,
     capture_generation,
 )
+from fastprobe.aligned.capture_store import CaptureStore
 from fastprobe.aligned.offline import LexiconScorer, ProfanityScorer, VaderScorer
 from fastprobe.aligned.perspective import (
     PERSPECTIVE_ATTRIBUTES,
@@ -54,6 +57,7 @@ __all__ = [
     "SPANS",
     "WORKFLOW_TEMPLATES",
     "CaptureRow",
+    "CaptureStore",
     "GenerationCapture",
     "LexiconScorer",
     "PerspectiveScorer",

@@ -20,16 +20,18 @@ Sampling is seeded: the same prompts, templates, settings, batch size and seed g
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from fastprobe.aligned.capture_store import CaptureStore
 from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import generate_batches
-from fastprobe.model import LoadedModel, anatomy, as_loaded, causal_lm
+from fastprobe.model import LoadedModel, anatomy, as_loaded, causal_lm, fingerprint_of, model_identity
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 
 __all__ = ["CAPTURE_POOLINGS", "PLAIN_TEMPLATE", "SPANS", "CaptureRow", "GenerationCapture", "capture_generation"]
@@ -265,6 +267,7 @@ def capture_generation(
     chat_template_from: Any = None,
     batch_size: int = 8,
     progress: bool = True,
+    store: CaptureStore | str | os.PathLike[str] | None = None,
 ) -> GenerationCapture:
     """Sample continuations and pool ``sites`` over the prompt, the instruction and the generated tokens.
 
@@ -293,6 +296,14 @@ def capture_generation(
     batch_size : int, default=8
         Sequences per ``generate`` call (samples of a prompt count one each).
     progress : bool, default=True
+    store : CaptureStore or path, optional
+        Stream every finished batch into this :class:`~fastprobe.aligned.CaptureStore` (a directory), keyed by
+        prompt, template, sample, span and pooling, with the continuations. Rows the store already holds are not
+        generated again: a killed run resumes where it stopped (every finished batch is kept), and a rerun with more
+        prompts or templates stores only the new rows (a batch that mixes stored and new rows is generated whole,
+        and only its new rows are stored, so stored continuations never change). The store records the model's fingerprint (its dtype included), the sites, poolings,
+        sampling settings, seed and batch size of its first capture, and refuses a capture with others. The result
+        is read back from the store.
 
     Returns
     -------
@@ -302,7 +313,7 @@ def capture_generation(
     ------
     InvalidInputError
         An empty prompt, a prompt not found as-is in its templated input, ``n_samples`` or ``max_new_tokens`` below
-        1, or a site out of range.
+        1, a site out of range, or a store made with other settings.
     """
     _check(n_samples, max_new_tokens, poolings)
     loaded = as_loaded(model)
@@ -337,12 +348,32 @@ def capture_generation(
     gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens + 1, "do_sample": do_sample}
     if do_sample:
         gen_kwargs |= {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+    names = [template.name or "" for template in template_list]
+    cstore = _open_store(store)
+    done: set[tuple[str, str, int]] = set()
+    if cstore is not None:
+        cstore.check_settings(
+            {
+                "model": _model_key(loaded),
+                "sites": [s.name for s in resolved],
+                "poolings": list(poolings),
+                "batch_size": batch_size,
+                "chat_template_from": getattr(chat_template_from, "name_or_path", None),
+            }
+            | {k: v for k, v in settings.items() if k != "n_samples"},
+            {template.name: {"user": template.user, "system": template.system} for template in template_list},
+        )
+        done = cstore.done((prompts[p], names[t], k) for p, t, k in rows)
     for t, template in enumerate(template_list):
         inputs: list[TemplatedInput] = rendered[t]
         keys = [(p, tt, k) for p, tt, k in rows if tt == t]
         run = _TemplateRun(
             [ti.token_spans(tok) for ti in inputs], keys, resolved, poolings, eos, seed, template.name or ""
         )
+
+        def finished(idx: np.ndarray, keys: list[tuple[int, int, int]] = keys, name: str = names[t]) -> bool:
+            return all((prompts[keys[i][0]], name, keys[i][2]) in done for i in idx.tolist())
+
         batches = generate_batches(
             loaded,
             [inputs[p].text for p, _, _ in keys],
@@ -352,13 +383,89 @@ def capture_generation(
             add_special_tokens=inputs[0].add_special_tokens,
             before_batch=run.before_batch,
             on_step=run.on_step,
+            skip_batch=finished if cstore is not None else None,
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0),
             **gen_kwargs,
         )
         for gen in batches:
-            for key, row, pooled in run.finish(gen, tok, max_new_tokens):
+            results = run.finish(gen, tok, max_new_tokens)
+            if cstore is not None:  # rows stored before keep their continuations
+                fresh = [x for x in results if (prompts[x[0][0]], names[t], x[0][2]) not in done]
+                _commit(cstore, fresh, prompts, [s.name for s in resolved], poolings, run.spans)
+                continue
+            for key, row, pooled in results:
                 r = row_of[key]
                 info[r] = row
                 for (span, pooling, j), vec in pooled.items():
                     out[(span, pooling)][r, j * h : (j + 1) * h] = vec
+    if cstore is not None:
+        return _from_store(cstore, prompts, rows, names, [s.name for s in resolved], poolings, settings)
     return GenerationCapture([info[r] for r in range(len(rows))], prompts, [s.name for s in resolved], out, settings)
+
+
+def _model_key(loaded: LoadedModel) -> dict[str, Any]:
+    """What a store's rows depend on in the model: its identity (architecture, weights, vocabulary) and precision."""
+    fp = fingerprint_of(loaded)
+    return {"identity": list(model_identity(fp)), "dtype": fp.get("dtype"), "quantization": fp.get("quantization")}
+
+
+def _open_store(store: Any) -> CaptureStore | None:
+    if store is None or isinstance(store, CaptureStore):
+        return store
+    if isinstance(store, (str, os.PathLike)):
+        return CaptureStore(store)
+    raise ArgumentTypeError(f"store must be a CaptureStore, a path or None; got {type(store).__name__}")
+
+
+def _commit(
+    cstore: CaptureStore,
+    results: list[tuple[tuple[int, int, int], CaptureRow, dict[tuple[str, str, int], np.ndarray]]],
+    prompts: list[str],
+    sites: list[str],
+    poolings: Sequence[str],
+    spans: list[tuple[list[int], list[int]]],
+) -> None:
+    """Store one batch's rows and vectors (``vectors[(span, pooling)]`` of shape (sites, rows, hidden))."""
+    counts = {
+        "prompt": [len(spans[row.prompt][0]) for _, row, _ in results],
+        "instruction": [len(spans[row.prompt][1]) for _, row, _ in results],
+        "generation": [row.n_generated for _, row, _ in results],
+    }
+    rows = [
+        {
+            "prompt": prompts[row.prompt],
+            "template": row.template,
+            "sample": row.sample,
+            "continuation": row.continuation,
+            "tokens": row.tokens,
+            "ended": row.ended,
+        }
+        for _, row, _ in results
+    ]
+    vectors = {
+        (span, pooling): np.stack(
+            [np.stack([pooled[(span, pooling, j)] for _, _, pooled in results]) for j in range(len(sites))]
+        )
+        for span in SPANS
+        for pooling in poolings
+    }
+    cstore.commit(rows, vectors, counts, sites)
+
+
+def _from_store(
+    cstore: CaptureStore,
+    prompts: list[str],
+    rows: list[tuple[int, int, int]],
+    names: list[str],
+    sites: list[str],
+    poolings: Sequence[str],
+    settings: dict[str, Any],
+) -> GenerationCapture:
+    keys = [(prompts[p], names[t], k) for p, t, k in rows]
+    stored = cstore.rows(keys)
+    info = [
+        CaptureRow(p, names[t], k, r["continuation"], r["tokens"], r["ended"])
+        for (p, t, k), r in zip(rows, stored, strict=True)
+    ]
+    vectors = {(span, pooling): cstore.read(keys, span, pooling, sites) for span in SPANS for pooling in poolings}
+    return GenerationCapture(info, prompts, sites, vectors, settings)

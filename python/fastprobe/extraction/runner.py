@@ -436,6 +436,7 @@ def generate_batches(
     add_special_tokens: bool = True,
     before_batch: Callable[[np.ndarray], None] | None = None,
     on_step: Callable[[np.ndarray, int, Captured], None] | None = None,
+    skip_batch: Callable[[np.ndarray], bool] | None = None,
     **generate_kwargs: Any,
 ) -> Iterator[Generation]:
     """Run ``model.generate`` over the prompts (batched by length, padded on the left), capturing ``sites`` each step.
@@ -461,6 +462,10 @@ def generate_batches(
         batch's prompt indices, the step number and the step's :class:`~fastprobe.extraction.plan.Captured` (whose
         ``input_ids`` are the tokens fed to that step); the steps are then not kept (``Generation.steps`` is empty),
         so memory holds one step's activations at a time.
+    skip_batch : callable, optional
+        Called with each batch's prompt indices; a batch it answers True for is not generated (nor yielded). The
+        batches are formed as without it, so a run that skips the batches an earlier run finished generates the
+        others exactly as that run would have (to resume a capture).
     **generate_kwargs
         Passed to ``generate`` (``max_new_tokens``, ``do_sample``, ...); ``pad_token_id`` defaults to the
         tokenizer's.
@@ -495,6 +500,9 @@ def generate_batches(
     try:
         while chunks:
             chunk = chunks.pop()
+            if skip_batch is not None and skip_batch(np.asarray(chunk, dtype=np.int64)):
+                meter.update(len(chunk), 0)
+                continue
             batch = pad_batch(loaded, [rows[i] for i in chunk], side="left")
             inputs = {k: batch[k].to(loaded.device) for k in ("input_ids", "attention_mask")}
             fed.clear()
