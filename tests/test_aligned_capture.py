@@ -194,3 +194,52 @@ def test_a_store_refuses_other_settings_and_a_renamed_template(tmp_path: Any) ->
     other = PromptTemplate("Say: {prompt}", name="plain")
     with pytest.raises(InvalidInputError, match="template 'plain' is stored with another definition"):
         capture_generation(loaded, PROMPTS[:1], [0], templates=[other], store=tmp_path / "cap", **_kw())
+
+
+# --- precision ---------------------------------------------------------------------------------------------------
+
+
+def test_a_model_named_is_loaded_with_its_head_once_and_captures_as_a_loaded_one() -> None:
+    from fastprobe.model import causal_lm, load_with_head
+
+    path = tiny_model("llama", padding_side="left")
+    with_head = load_with_head(path, device="cpu")
+    assert with_head.model is causal_lm(with_head).base_model  # one copy of the weights
+    by_name = capture_generation(path, PROMPTS, [0, 2], **_kw())
+    _same(by_name, capture_generation(load_model(path, device="cpu"), PROMPTS, [0, 2], **_kw()))
+
+
+def test_bfloat16_is_part_of_a_stores_settings(tmp_path: Any) -> None:
+    path = tiny_model("llama", padding_side="left")
+    half = capture_generation(path, PROMPTS[:2], [1], precision="bfloat16", store=tmp_path / "cap", **_kw())
+    full = capture_generation(path, PROMPTS[:2], [1], **_kw())
+    assert np.abs(half.span("prompt") - full.span("prompt")).max() < 0.1  # the same model, rounded
+    assert not np.array_equal(half.span("prompt"), full.span("prompt"))
+    with pytest.raises(InvalidInputError, match=r"other settings \(model: .*'dtype': 'bfloat16'.*'dtype': 'float32'"):
+        capture_generation(path, PROMPTS[:2], [1], store=tmp_path / "cap", **_kw())
+
+
+def test_precision_errors() -> None:
+    path = tiny_model("llama", padding_side="left")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="4bit loading quantizes the weights with bitsandbytes on a CUDA"):
+            capture_generation(path, PROMPTS, [0], precision="4bit", **_kw())
+    with pytest.raises(UnknownOptionError, match="unknown precision '3bit'; expected one of: float32, float16"):
+        capture_generation(path, PROMPTS, [0], precision="3bit", **_kw())
+    loaded = load_model(path, device="cpu")
+    with pytest.raises(InvalidInputError, match="this model is already loaded in 'float32'"):
+        capture_generation(loaded, PROMPTS, [0], precision="float16", **_kw())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("precision", ["8bit", "4bit"])
+def test_quantized_capture_on_cuda(precision: str, tmp_path: Any) -> None:
+    pytest.importorskip("bitsandbytes")
+    path = tiny_model("llama", padding_side="left")
+    cap = capture_generation(path, PROMPTS, [0, 2], precision=precision, store=tmp_path / "cap", **_kw())
+    assert len(cap.rows) == len(PROMPTS) * 2 and np.isfinite(cap.span("generation")).all()
+    from fastprobe.aligned import CaptureStore
+
+    with CaptureStore(tmp_path / "cap") as store:
+        assert store.settings()["model"]["quantization"] == precision

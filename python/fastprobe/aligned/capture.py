@@ -31,7 +31,15 @@ from fastprobe.aligned.capture_store import CaptureStore
 from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import generate_batches
-from fastprobe.model import LoadedModel, anatomy, as_loaded, causal_lm, fingerprint_of, model_identity
+from fastprobe.model import (
+    LoadedModel,
+    anatomy,
+    causal_lm,
+    fingerprint_of,
+    load_with_head,
+    model_identity,
+    split_precision,
+)
 from fastprobe.sites import Site, SiteSpec, resolve_sites
 
 __all__ = ["CAPTURE_POOLINGS", "PLAIN_TEMPLATE", "SPANS", "CaptureRow", "GenerationCapture", "capture_generation"]
@@ -268,14 +276,15 @@ def capture_generation(
     batch_size: int = 8,
     progress: bool = True,
     store: CaptureStore | str | os.PathLike[str] | None = None,
+    precision: str | None = None,
 ) -> GenerationCapture:
     """Sample continuations and pool ``sites`` over the prompt, the instruction and the generated tokens.
 
     Parameters
     ----------
     model : LoadedModel or str
-        A loaded model (its files are used to load the language-model head) or a name for
-        :func:`~fastprobe.model.load_model`.
+        A loaded model (its files are used to load the language-model head), or a name or path, loaded with its
+        head once (:func:`~fastprobe.model.load_with_head`: the weights are held once).
     prompts : sequence of str
         Non-empty prompts.
     sites : int, str or a sequence of them
@@ -301,9 +310,13 @@ def capture_generation(
         prompt, template, sample, span and pooling, with the continuations. Rows the store already holds are not
         generated again: a killed run resumes where it stopped (every finished batch is kept), and a rerun with more
         prompts or templates stores only the new rows (a batch that mixes stored and new rows is generated whole,
-        and only its new rows are stored, so stored continuations never change). The store records the model's fingerprint (its dtype included), the sites, poolings,
-        sampling settings, seed and batch size of its first capture, and refuses a capture with others. The result
-        is read back from the store.
+        and only its new rows are stored, so stored continuations never change). The store records the model's
+        identity and precision, the sites, poolings, sampling settings, seed and batch size of its first capture,
+        and refuses a capture with others. The result is read back from the store.
+    precision : {"float32", "float16", "bfloat16", "8bit", "4bit"}, optional
+        For a model given by name: its compute dtype, or a bitsandbytes quantization (CUDA only). For a loaded
+        model: None, or its own precision. The precision is part of the model's fingerprint, and so of a store's
+        settings.
 
     Returns
     -------
@@ -313,10 +326,13 @@ def capture_generation(
     ------
     InvalidInputError
         An empty prompt, a prompt not found as-is in its templated input, ``n_samples`` or ``max_new_tokens`` below
-        1, a site out of range, or a store made with other settings.
+        1, a site out of range, a store made with other settings, a quantization without CUDA, or a precision that
+        is not the loaded model's.
+    UnknownOptionError
+        An unknown pooling or precision.
     """
     _check(n_samples, max_new_tokens, poolings)
-    loaded = as_loaded(model)
+    loaded = _with_head(model, precision)
     tok = loaded.tokenizer
     prompts = list(prompts)
     template_list = [templates] if isinstance(templates, PromptTemplate) else list(templates)
@@ -403,8 +419,28 @@ def capture_generation(
     return GenerationCapture([info[r] for r in range(len(rows))], prompts, [s.name for s in resolved], out, settings)
 
 
+def _with_head(model: Any, precision: str | None) -> LoadedModel:
+    split_precision(precision)  # an unknown name is refused before any loading
+    if isinstance(model, LoadedModel):
+        have = loaded_precision(model)
+        if precision is not None and precision != have:
+            raise InvalidInputError(
+                f"precision={precision!r} applies to a model loaded here by name; this model is already loaded in "
+                f"{have!r} (load it in {precision!r}, or pass its name)"
+            )
+        return model
+    if isinstance(model, (str, os.PathLike)):
+        return load_with_head(model, precision=precision)
+    raise ArgumentTypeError(f"model must be a LoadedModel or a model name; got {type(model).__name__}")
+
+
+def loaded_precision(loaded: LoadedModel) -> str:
+    """Return a loaded model's precision: its quantization, else its parameters' dtype name."""
+    return loaded.quantization or str(fingerprint_of(loaded).get("dtype"))
+
+
 def _model_key(loaded: LoadedModel) -> dict[str, Any]:
-    """What a store's rows depend on in the model: its identity (architecture, weights, vocabulary) and precision."""
+    """Return what a store's rows depend on in the model: its identity and its precision."""
     fp = fingerprint_of(loaded)
     return {"identity": list(model_identity(fp)), "dtype": fp.get("dtype"), "quantization": fp.get("quantization")}
 

@@ -27,16 +27,20 @@ from fastprobe.model.architectures import (
 )
 from fastprobe.model.encoders import sentence_encoder, sentence_model_here
 from fastprobe.model.fingerprint import fingerprint_of, model_fingerprint, model_identity
-from fastprobe.model.lm import causal_lm
+from fastprobe.model.lm import causal_lm, load_with_head
 from fastprobe.model.loading import (
     BACKENDS,
     MODEL_DTYPES,
+    PRECISIONS,
+    QUANTIZATIONS,
     LoadedModel,
     as_loaded,
     check_dtype,
     import_nnsight,
     load_model,
+    quantization_kwargs,
     resolve_device,
+    split_precision,
 )
 from fastprobe.model.registry import clear_model_cache, register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model, weights_digest
@@ -49,6 +53,8 @@ __all__ = [
     "BLOCK_PATHS",
     "MLP_PATHS",
     "MODEL_DTYPES",
+    "PRECISIONS",
+    "QUANTIZATIONS",
     "Anatomy",
     "LoadedModel",
     "ModelSource",
@@ -65,15 +71,18 @@ __all__ = [
     "length_order",
     "load_model",
     "load_weightless",
+    "load_with_head",
     "model_fingerprint",
     "model_identity",
     "pad_batch",
+    "quantization_kwargs",
     "register_model_cache",
     "resolve_device",
     "resolve_model",
     "resolve_position",
     "sentence_encoder",
     "sentence_model_here",
+    "split_precision",
     "tokenize",
     "weights_digest",
 ]

@@ -26,8 +26,8 @@ def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, 
     dict
         ``model`` (id or path), ``revision`` (the Hub commit the model resolved to, when it is a Hub model),
         ``weights`` (a digest of the weight files: the local directory's, or the Hub snapshot's), ``dtype``,
-        ``tokenizer`` (class, padding side, special tokens, vocabulary size) and ``site``. Two revisions of a Hub
-        model never share a fingerprint.
+        ``tokenizer`` (class, padding side, special tokens, vocabulary size) and ``site``; and ``quantization``
+        for a model loaded quantized. Two revisions of a Hub model never share a fingerprint.
     """
     tok = loaded.tokenizer
     config = loaded.model.config
@@ -46,7 +46,7 @@ def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, 
             "add_bos": bool(getattr(tok, "add_bos_token", False)),
         },
         "site": site,
-    }
+    } | ({"quantization": loaded.quantization} if loaded.quantization else {})
 
 
 # id(loaded) -> (loaded, its fingerprint); the model is kept so that a reused id never returns a stale fingerprint.

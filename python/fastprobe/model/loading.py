@@ -13,7 +13,13 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from fastprobe.exceptions import ArgumentTypeError, FastprobeError, InvalidInputError, UnknownOptionError
+from fastprobe.exceptions import (
+    ArgumentTypeError,
+    FastprobeError,
+    InvalidInputError,
+    MissingDependencyError,
+    UnknownOptionError,
+)
 from fastprobe.model.architectures import anatomy
 from fastprobe.model.registry import register_model_cache
 from fastprobe.model.source import ModelSource, from_pretrained, resolve_model
@@ -21,6 +27,8 @@ from fastprobe.model.source import ModelSource, from_pretrained, resolve_model
 __all__ = [
     "BACKENDS",
     "MODEL_DTYPES",
+    "PRECISIONS",
+    "QUANTIZATIONS",
     "LoadedModel",
     "as_loaded",
     "check_dtype",
@@ -33,6 +41,10 @@ __all__ = [
 BACKENDS: tuple[str, ...] = ("local", "nnsight")
 #: Compute dtypes a model can be loaded in (a ``torch.dtype`` of these is accepted too).
 MODEL_DTYPES: tuple[str, ...] = ("float32", "float16", "bfloat16")
+#: Weight quantizations (bitsandbytes, CUDA only).
+QUANTIZATIONS: tuple[str, ...] = ("8bit", "4bit")
+#: The precisions a model can run in: a compute dtype, or a quantization.
+PRECISIONS: tuple[str, ...] = MODEL_DTYPES + QUANTIZATIONS
 
 
 def resolve_device(device: str) -> str:
@@ -84,6 +96,8 @@ class LoadedModel:
         The nnsight wrapper (``backend="nnsight"`` only).
     source : ModelSource or None
         Where its files are (the directory, or the Hub snapshot and commit); None for a model hosted on NDIF.
+    quantization : {"8bit", "4bit"} or None
+        The bitsandbytes quantization of its weights, if any.
     """
 
     name: str
@@ -96,6 +110,7 @@ class LoadedModel:
     remote: bool = False
     tracer: Any = None
     source: ModelSource | None = None
+    quantization: str | None = None
 
 
 _MODELS: dict[tuple[str, str | None, str, str, str], LoadedModel] = register_model_cache({})
@@ -216,6 +231,61 @@ def _load_local(
     return LoadedModel(
         source.name, model, tokenizer, device, body.n_layers, body.hidden_size, backend, False, wrapper, source
     )
+
+
+def split_precision(precision: str | None) -> tuple[str | None, str | None]:
+    """Split a precision name into ``(dtype, quantization)``.
+
+    ``"bfloat16"`` gives ``("bfloat16", None)``, ``"4bit"`` gives ``(None, "4bit")`` and None ``(None, None)``.
+
+    Raises
+    ------
+    UnknownOptionError
+        If ``precision`` is not one of :data:`PRECISIONS`.
+    """
+    if precision is None:
+        return None, None
+    if precision not in PRECISIONS:
+        raise UnknownOptionError(f"unknown precision {precision!r}; expected one of: {', '.join(PRECISIONS)}")
+    return (None, precision) if precision in QUANTIZATIONS else (precision, None)
+
+
+def quantization_kwargs(quantization: str | None, device: str, dtype: str) -> dict[str, Any]:
+    """Return the ``from_pretrained`` options that load the weights quantized by bitsandbytes (empty for None).
+
+    Raises
+    ------
+    UnknownOptionError
+        If ``quantization`` is not one of :data:`QUANTIZATIONS`.
+    InvalidInputError
+        If the device is not CUDA: bitsandbytes quantizes on the GPU.
+    MissingDependencyError
+        If bitsandbytes is not installed.
+    """
+    if quantization is None:
+        return {}
+    if quantization not in QUANTIZATIONS:
+        raise UnknownOptionError(f"unknown quantization {quantization!r}; expected one of: {', '.join(QUANTIZATIONS)}")
+    if not device.startswith("cuda"):
+        raise InvalidInputError(
+            f"{quantization} loading quantizes the weights with bitsandbytes on a CUDA GPU; this run's device is "
+            f"{device!r} (on it, use a dtype: float32, float16 or bfloat16)"
+        )
+    import torch
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as err:
+        raise MissingDependencyError(
+            f"{quantization} loading needs the bitsandbytes package; install it with: pip install bitsandbytes"
+        ) from err
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "4bit":
+        config = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=getattr(torch, dtype))
+    else:
+        config = BitsAndBytesConfig(load_in_8bit=True)
+    return {"quantization_config": config, "device_map": {"": device}}
 
 
 def import_nnsight() -> Any:
