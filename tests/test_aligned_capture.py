@@ -243,3 +243,30 @@ def test_quantized_capture_on_cuda(precision: str, tmp_path: Any) -> None:
 
     with CaptureStore(tmp_path / "cap") as store:
         assert store.settings()["model"]["quantization"] == precision
+
+
+def test_an_end_of_sequence_token_that_ends_the_batch_is_pooled() -> None:
+    # greedy decoding of one prompt, with the model's third generated token made its end-of-sequence token: the
+    # generation stops there, and that token's activations are in the generation span
+    from fastprobe.model import causal_lm
+
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    lm = causal_lm(loaded)
+    ids = loaded.tokenizer(PROMPTS[0], return_tensors="pt")
+    with torch.inference_mode():
+        plain = lm.generate(**ids, max_new_tokens=6, do_sample=False, eos_token_id=None, pad_token_id=0)
+    third = int(plain[0, ids["input_ids"].shape[1] + 2])
+    before = lm.generation_config.eos_token_id
+    lm.generation_config.eos_token_id = third
+    try:
+        cap = capture_generation(loaded, PROMPTS[:1], [0, 2], max_new_tokens=6, do_sample=False, progress=False)
+    finally:
+        lm.generation_config.eos_token_id = before
+    row = cap.rows[0]
+    assert row.ended and row.tokens[-1] == third and row.n_generated == list(plain[0, -6:]).index(third) + 1
+    want = reference(loaded, cap, [0, 2])
+    h = loaded.model.config.hidden_size
+    for j, layer in enumerate([0, 2]):
+        np.testing.assert_allclose(
+            cap.span("generation")[:, j * h : (j + 1) * h], want[("generation", layer)], atol=1e-5
+        )

@@ -12,7 +12,9 @@ and pools each site over
 The hooks accumulate as the model runs (:func:`fastprobe.extraction.generate_batches` with ``on_step``): memory is
 that of generation plus one running sum (or maximum, ...) per (sequence, span, site), never every hidden state of
 every step. The last sampled token is fed to the model too: generation runs one step beyond ``max_new_tokens`` and
-the token that step samples is dropped, so the activations of every kept token are read.
+the token that step samples is dropped, so the activations of every kept token are read; and a sequence ends one
+step after its end-of-sequence token is sampled (the model's own stop is replaced by the capture's), so that token
+is fed and pooled too, even when it ends the last sequence of a batch.
 
 Sampling is seeded: the same prompts, templates, settings, batch size and seed give the same continuations.
 """
@@ -227,6 +229,18 @@ class _TemplateRun:
             self.pools[("generation", s.name)].add(cap.full(s)[:, -1:], alive[:, None])
         self.ended = self.ended | torch.isin(ids, torch.tensor(self.eos, device=ids.device))
 
+    def stopping_criteria(self) -> Any:
+        """Return a ``StoppingCriteriaList`` ending each row once its end-of-sequence token has been fed."""
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        run = self
+
+        class Ended(StoppingCriteria):
+            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+                return run.ended.to(input_ids.device).clone()
+
+        return StoppingCriteriaList([Ended()])
+
     def finish(
         self, gen: Any, tokenizer: Any, max_new_tokens: int
     ) -> list[tuple[tuple[int, int, int], CaptureRow, dict[tuple[str, str, int], np.ndarray]]]:
@@ -401,6 +415,8 @@ def capture_generation(
             on_step=run.on_step,
             skip_batch=finished if cstore is not None else None,
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0),
+            eos_token_id=None,  # the run's own stop, one pass later: an end-of-sequence token is fed and pooled
+            stopping_criteria=run.stopping_criteria(),
             **gen_kwargs,
         )
         for gen in batches:
