@@ -159,7 +159,7 @@ def test_the_informative_layer_wins_well_above_its_control_and_the_noise_layers_
         rows = {r["layer"]: r for r in records(results.table(scenario, "tox"))}
         assert rows[layer]["task"] > 0.95
         assert abs(rows[layer]["control"]) < 0.3 and rows[layer]["selectivity"] > 0.7
-        assert rows[layer]["compression"] > 1.3
+        assert rows[layer]["compression"] > 1.15  # noise layers stay below 1.05
         for noise in set(SITES) - {layer}:
             assert abs(rows[noise]["task"]) < 0.3, (scenario, noise, rows[noise]["task"])
             assert rows[noise]["compression"] < 1.05

@@ -328,10 +328,13 @@ def test_gaussian_code_equals_a_hand_computation() -> None:
     n_cells = math.ceil((high - low) / eps)
     expected = [4 * math.log2(n_cells)]
     sigmas = []
+    # the first coded block's noise scale: the spread of the first block; the next one's: the previous probe's error
+    previous = float(np.mean((ys[:4] - ys[:4].mean()) ** 2))
     for start, stop in ((4, 8), (8, 16)):
-        fitted, mu = _ols(Xs[:start], ys[:start], Xs[start:stop])
-        sigma = max(float(np.sqrt(np.mean((ys[:start] - fitted) ** 2))), eps)
+        _, mu = _ols(Xs[:start], ys[:start], Xs[start:stop])
+        sigma = max(math.sqrt(previous), eps)
         sigmas.append(sigma)
+        previous = float(np.mean((ys[start:stop] - mu) ** 2))
         cell = np.minimum(np.floor((ys[start:stop] - low) / eps), n_cells - 1)
         a, b = (low + cell * eps - mu) / sigma, (low + (cell + 1) * eps - mu) / sigma
         mass = np.where(a > 0, norm.sf(a) - norm.sf(b), norm.cdf(b) - norm.cdf(a))
@@ -366,8 +369,9 @@ def test_gaussian_code_signal_and_noise() -> None:
 def test_a_confidently_wrong_gaussian_costs_finite_bits() -> None:
     rng = np.random.default_rng(11)
     X = rng.standard_normal((200, 2))
-    y = rng.uniform(0.0, 1.0, 200)
-    # one neighbour predicts its training targets exactly: sigma falls to the precision, and new targets are far off
+    # the first block's targets are all 0.5: its spread, the first probe's noise scale, falls to the precision; the
+    # next block's targets are up to 0.5 away, thousands of noise scales
+    y = _arranged([0.5] * 100 + rng.uniform(0.0, 1.0, 100).tolist(), seed=0)
     r = online_code(X, y, KNeighborsRegressor(n_neighbors=1), task="regression", fractions=(0.5, 1.0), precision=1e-4)
     assert r.block_sigma is not None and r.block_sigma[1] == pytest.approx(1e-4)
     assert math.isfinite(r.codelength) and r.block_costs[1] > 100 * 100 * math.log2(1e4)

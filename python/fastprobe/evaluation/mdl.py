@@ -26,8 +26,11 @@ What the code of a label is depends on the task (``mode``):
     ``[low, high]`` (``M = ceil((high - low) / precision)`` cells ``[low + j * precision, low + (j + 1) *
     precision)``, the last one closed). First block: ``t_1 * log2(M)`` bits. A later example costs the Gaussian
     mass of its cell, ``-log2(Phi((c + precision - mu) / sigma) - Phi((c - mu) / sigma))`` bits, where ``c`` is
-    the cell's lower edge, ``mu`` the probe's prediction and ``sigma`` the root mean squared residual of the probe
-    on its own training block (at least ``precision``). Uniform: ``N * log2(M)`` bits. The exact cell mass is used,
+    the cell's lower edge, ``mu`` the probe's prediction and ``sigma`` (at least ``precision``) the root mean
+    squared error of the previous block's probe on the previous block, or, for the first coded block, the standard
+    deviation of the first block's targets: errors the receiver has already seen, out of sample. (A probe's residual
+    on its own training block would not do: a probe with more features than examples fits its block almost exactly,
+    and a ``sigma`` near the precision makes every later miss cost tens of bits.) Uniform: ``N * log2(M)`` bits. The exact cell mass is used,
     not the density approximation ``-log2(precision * phi((y - mu) / sigma) / sigma)``: the masses of all cells sum
     to at most 1, so it is a proper code; the approximation's do not, and it is furthest off where ``sigma`` is near
     the precision (its floor), as it is for probes that fit their training block closely. The mass is computed in
@@ -331,14 +334,17 @@ def _code(plan: _Plan, X: np.ndarray, model_for: Callable[[int], Any]) -> MDLRes
             accuracy.append(float(np.mean(np.argmax(proba, axis=1) == yb)))
             continue
         mu = np.asarray(model.predict(xb), dtype=np.float64).reshape(-1)
+        previous = mse[-1]
         mse.append(float(np.mean((yb - mu) ** 2)))
         if plan.mode == "squared_error_proxy":
             costs.append(float(np.sum((yb - mu) ** 2)))
             continue
         assert plan.precision is not None and plan.target_range is not None
         eps, low = plan.precision, plan.target_range[0]
-        fitted = np.asarray(model.predict(X[:start]), dtype=np.float64).reshape(-1)
-        sigma = max(float(np.sqrt(np.mean((y[:start] - fitted) ** 2))), eps)
+        # the noise scale is what the receiver already knows: the previous probe's error on the previous block, or,
+        # for the first probe, the spread of the first block's targets
+        spread = previous if i > 0 else float(np.mean((y[:start] - y[:start].mean()) ** 2))
+        sigma = max(math.sqrt(spread), eps)
         sigmas.append(sigma)
         cell = np.minimum(np.floor((yb - low) / eps), n_cells - 1)
         lower = low + cell * eps
