@@ -1,4 +1,4 @@
-"""Aligned probing on SmolLM2, offline: does the model represent the sentiment of what it reads and of what it writes?
+"""Aligned probing on SmolLM2, offline: the sentiment of what the model reads and writes, found in its internals.
 
 1. The built-in prompt set (``fastprobe.aligned.sentiment_prompts``: beginnings of reviews, diary lines, messages,
    news, with an even spread of sentiment) is rendered with two templates: the prompt alone, and an instruction to
@@ -80,8 +80,10 @@ def main(
     )
     if progress:
         spread = np.percentile(prompt_scores["sentiment"], [5, 50, 95]).round(2).tolist()
-        print(f"{len(prompts)} prompts x {len(templates)} templates x {n_samples} samples; prompt sentiment 5/50/95%: "
-              f"{spread}")
+        print(
+            f"{len(prompts)} prompts x {len(templates)} templates x {n_samples} samples; prompt sentiment 5/50/95%: "
+            f"{spread}"
+        )
         for scenario in results.scenarios:
             best = results.best_layer(scenario, "sentiment")
             row = next(r for r in _rows(results.table(scenario, "sentiment")) if r["layer"] == best)
