@@ -270,3 +270,14 @@ def test_an_end_of_sequence_token_that_ends_the_batch_is_pooled() -> None:
         np.testing.assert_allclose(
             cap.span("generation")[:, j * h : (j + 1) * h], want[("generation", layer)], atol=1e-5
         )
+
+
+def test_pooling_inside_the_hooks_equals_pooling_when_each_step_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    # residual sites are pooled as each block runs (so a step never holds every layer); pooled at the end of the step
+    # from the captures instead, as the other sites are, they give the same vectors
+    from fastprobe.aligned.capture import _TemplateRun
+
+    loaded = load_model(tiny_model("gpt2", padding_side="left"), device="cpu")
+    streamed = capture_generation(loaded, PROMPTS, [0, 2, "mlp.1"], templates=TEMPLATES, **_kw())
+    monkeypatch.setattr(_TemplateRun, "on_read", lambda *args: False)
+    _same(capture_generation(loaded, PROMPTS, [0, 2, "mlp.1"], templates=TEMPLATES, **_kw()), streamed)

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,8 +84,9 @@ class GenerationCapture:
     prompts : list of str
     sites : list of str
         The resolved site names, in column order.
-    vectors : dict of (span, pooling) to numpy.ndarray
-        ``(len(rows), len(sites) * hidden_size)`` float32 arrays.
+    vectors : mapping of (span, pooling) to numpy.ndarray
+        ``(len(rows), len(sites) * hidden_size)`` float32 arrays. A capture into a store reads each one from the
+        store when it is first asked for, so the capture holds none until then.
     settings : dict
         The sampling settings and seed.
     """
@@ -93,7 +94,7 @@ class GenerationCapture:
     rows: list[CaptureRow]
     prompts: list[str]
     sites: list[str]
-    vectors: dict[tuple[str, str], np.ndarray]
+    vectors: Mapping[tuple[str, str], np.ndarray]
     settings: dict[str, Any] = field(default_factory=dict)
 
     def span(self, span: str, pooling: str = "mean") -> np.ndarray:
@@ -199,6 +200,11 @@ class _TemplateRun:
         self.eos, self.seed, self.name = sorted(eos), seed, name
         self.pools: dict[tuple[str, str], _Pool] = {}
         self.ended: Any = None
+        self.masks: dict[str, Any] | None = None
+        # residual-stream and embedding sites are pooled inside their hooks, as each block runs (on_read), so a step
+        # never holds every layer's activations at once; other sites are pooled when the step ends (on_step)
+        self.streamed = {(s.kind, s.layer): s for s in sites if s.kind in ("resid", "embed")}
+        self.folded: set[str] = set()  # the sites pooled in their hooks during the current step
 
     def before_batch(self, idx: np.ndarray) -> None:
         import torch
@@ -206,27 +212,49 @@ class _TemplateRun:
         tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
         torch.manual_seed(_seed_of(self.seed, [self.name, *tags]))
         self.pools = {(span, s.name): _Pool(self.poolings) for span in SPANS for s in self.sites}
+        self.masks = None
+
+    def _span_masks(self, idx: np.ndarray, prompt_mask: Any) -> dict[str, Any]:
+        """Return the batch's prompt and instruction positions as (B, S) masks of the padded templated inputs."""
+        import torch
+
+        if self.masks is None:
+            first = prompt_mask.int().argmax(dim=1)
+            masks = {name: torch.zeros_like(prompt_mask) for name in ("prompt", "instruction")}
+            for b, i in enumerate(idx.tolist()):
+                for name, tokens in zip(("prompt", "instruction"), self.spans[self.keys[i][0]], strict=True):
+                    masks[name][b, first[b] + torch.tensor(tokens, dtype=torch.long, device=first.device)] = True
+            self.masks = masks
+        return self.masks
+
+    def _fold(self, idx: np.ndarray, step: int, site: Site, x: Any, prompt_mask: Any) -> None:
+        if step == 0:  # the templated input: its prompt and instruction tokens
+            masks = self._span_masks(idx, prompt_mask)
+            for name in ("prompt", "instruction"):
+                self.pools[(name, site.name)].add(x, masks[name])
+        else:  # a later step is fed the token sampled before it: count it unless its sequence has ended
+            self.pools[("generation", site.name)].add(x[:, -1:], ~self.ended[:, None])
+
+    def on_read(self, idx: np.ndarray, step: int, key: tuple[str, int], value: Any, prompt_mask: Any) -> bool:
+        """Pool a streamed site's activations as its block runs; True: the read is consumed."""
+        site = self.streamed.get(key)
+        if site is None:
+            return False
+        self._fold(idx, step, site, value, prompt_mask)
+        self.folded.add(site.name)
+        return True
 
     def on_step(self, idx: np.ndarray, step: int, cap: Any) -> None:
         import torch
 
-        if step == 0:  # the templated input: its prompt and instruction tokens
-            first = cap.mask.int().argmax(dim=1)
-            masks = {name: torch.zeros_like(cap.mask) for name in ("prompt", "instruction")}
-            for b, i in enumerate(idx.tolist()):
-                for name, tokens in zip(("prompt", "instruction"), self.spans[self.keys[i][0]], strict=True):
-                    masks[name][b, first[b] + torch.tensor(tokens, dtype=torch.long, device=first.device)] = True
-            self.ended = torch.zeros(len(idx), dtype=torch.bool, device=cap.mask.device)
-            for s in self.sites:
-                x = cap.full(s)
-                for name in ("prompt", "instruction"):
-                    self.pools[(name, s.name)].add(x, masks[name])
-            return
-        # a later step is fed the token sampled before it: count it unless its sequence has ended
-        ids = cap.input_ids[:, -1].to(self.ended.device)
-        alive = ~self.ended
         for s in self.sites:
-            self.pools[("generation", s.name)].add(cap.full(s)[:, -1:], alive[:, None])
+            if s.name not in self.folded:
+                self._fold(idx, step, s, cap.full(s), cap.mask if step == 0 else None)
+        self.folded.clear()
+        if step == 0:
+            self.ended = torch.zeros(len(idx), dtype=torch.bool, device=cap.mask.device)
+            return
+        ids = cap.input_ids[:, -1].to(self.ended.device)
         self.ended = self.ended | torch.isin(ids, torch.tensor(self.eos, device=ids.device))
 
     def stopping_criteria(self) -> Any:
@@ -302,7 +330,7 @@ def capture_generation(
     prompts : sequence of str
         Non-empty prompts.
     sites : int, str or a sequence of them
-        Layers or site names (:mod:`fastprobe.sites`).
+        Layers or site names (:mod:`fastprobe.sites`); ``"all"`` is every block's output.
     templates : PromptTemplate or a sequence of them
         Each prompt is rendered with each template (:func:`~fastprobe.aligned.templates.render`).
     n_samples : int, default=1
@@ -352,15 +380,16 @@ def capture_generation(
     template_list = [templates] if isinstance(templates, PromptTemplate) else list(templates)
     rendered = render_all(template_list, prompts, tok, chat_template_from=chat_template_from)
     body = anatomy(loaded.model)
-    resolved: list[Site] = resolve_sites(sites, body.n_layers, body.n_heads)
+    every_block = isinstance(sites, str) and sites == "all"
+    resolved: list[Site] = resolve_sites(range(body.n_layers) if every_block else sites, body.n_layers, body.n_heads)
     lm = causal_lm(loaded)
     eos = _eos_ids(lm, tok)
     h = body.hidden_size
     rows: list[tuple[int, int, int]] = [
         (p, t, s) for p in range(len(prompts)) for t in range(len(template_list)) for s in range(n_samples)
     ]
-    out = {
-        (span, pooling): np.full((len(rows), len(resolved) * h), np.nan, np.float32)
+    out = {  # in memory; a capture into a store keeps none of it
+        (span, pooling): np.full((0 if store is not None else len(rows), len(resolved) * h), np.nan, np.float32)
         for span in SPANS
         for pooling in poolings
     }
@@ -413,6 +442,7 @@ def capture_generation(
             add_special_tokens=inputs[0].add_special_tokens,
             before_batch=run.before_batch,
             on_step=run.on_step,
+            on_read=run.on_read,
             skip_batch=finished if cstore is not None else None,
             pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0),
             eos_token_id=None,  # the run's own stop, one pass later: an end-of-sequence token is fed and pooled
@@ -519,5 +549,28 @@ def _from_store(
         CaptureRow(p, names[t], k, r["continuation"], r["tokens"], r["ended"])
         for (p, t, k), r in zip(rows, stored, strict=True)
     ]
-    vectors = {(span, pooling): cstore.read(keys, span, pooling, sites) for span in SPANS for pooling in poolings}
+    vectors = _StoredVectors(cstore, keys, sites, [(span, pooling) for span in SPANS for pooling in poolings])
     return GenerationCapture(info, prompts, sites, vectors, settings)
+
+
+class _StoredVectors(Mapping[tuple[str, str], np.ndarray]):
+    """A capture's vectors in its store, each (span, pooling) read on first access and kept."""
+
+    def __init__(
+        self, cstore: CaptureStore, keys: list[tuple[str, str, int]], sites: list[str], names: list[tuple[str, str]]
+    ) -> None:
+        self._store, self._keys, self._sites, self._names = cstore, keys, sites, names
+        self._read: dict[tuple[str, str], np.ndarray] = {}
+
+    def __getitem__(self, name: tuple[str, str]) -> np.ndarray:
+        if name not in self._names:
+            raise KeyError(name)
+        if name not in self._read:
+            self._read[name] = self._store.read(self._keys, name[0], name[1], self._sites)
+        return self._read[name]
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)

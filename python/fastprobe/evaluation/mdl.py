@@ -30,10 +30,10 @@ What the code of a label is depends on the task (``mode``):
     squared error of the previous block's probe on the previous block, or, for the first coded block, the standard
     deviation of the first block's targets: errors the receiver has already seen, out of sample. (A probe's residual
     on its own training block would not do: a probe with more features than examples fits its block almost exactly,
-    and a ``sigma`` near the precision makes every later miss cost tens of bits.) Uniform: ``N * log2(M)`` bits. The exact cell mass is used,
-    not the density approximation ``-log2(precision * phi((y - mu) / sigma) / sigma)``: the masses of all cells sum
-    to at most 1, so it is a proper code; the approximation's do not, and it is furthest off where ``sigma`` is near
-    the precision (its floor), as it is for probes that fit their training block closely. The mass is computed in
+    and a ``sigma`` near the precision makes every later miss cost tens of bits.) Uniform: ``N * log2(M)`` bits.
+    The exact cell mass is used, not the density approximation ``-log2(precision * phi((y - mu) / sigma) / sigma)``:
+    the masses of all cells sum to at most 1, so it is a proper code; the approximation's do not, and it is furthest
+    off where ``sigma`` is near the precision (its floor). The mass is computed in
     log space (``scipy.special.log_ndtr``), so a far miss costs many, but finitely many, bits.
 ``"squared_error_proxy"`` (regression, NOT bits: workflow B's compatibility mode)
     Uniform: the summed squared error of predicting the mean of all ``N`` targets (a ``DummyRegressor``).

@@ -61,8 +61,12 @@ class _Capture:
         self.captured: dict[tuple[str, int], Any] = {}
         self.needed = plan.needed
         self.stop = stop
+        #: Called with each read as its hook fires; a read it answers True for is consumed (kept as None).
+        self.sink: Callable[[tuple[str, int], Any], bool] | None = None
 
     def keep(self, key: tuple[str, int], value: Any) -> None:
+        if self.sink is not None and value is not None and self.sink(key, value):
+            value = None
         self.captured[key] = value
         if self.stop and self.needed.issubset(self.captured):
             raise StopForward
@@ -437,6 +441,7 @@ def generate_batches(
     before_batch: Callable[[np.ndarray], None] | None = None,
     on_step: Callable[[np.ndarray, int, Captured], None] | None = None,
     skip_batch: Callable[[np.ndarray], bool] | None = None,
+    on_read: Callable[[np.ndarray, int, tuple[str, int], Any, Any], bool] | None = None,
     **generate_kwargs: Any,
 ) -> Iterator[Generation]:
     """Run ``model.generate`` over the prompts (batched by length, padded on the left), capturing ``sites`` each step.
@@ -466,6 +471,11 @@ def generate_batches(
         Called with each batch's prompt indices; a batch it answers True for is not generated (nor yielded). The
         batches are formed as without it, so a run that skips the batches an earlier run finished generates the
         others exactly as that run would have (to resume a capture).
+    on_read : callable, optional
+        ``on_read(idx, step, key, value, prompt_mask)`` is called inside each read's hook, as the module runs, with
+        the batch's prompt indices, the step, the read's key (``("resid", layer)``, ...), its output and the batch's
+        prompt attention mask. A read it answers True for is consumed: not kept for the step (its value in
+        ``on_step``'s captures is None), so a step holds no more than the reads still to be consumed.
     **generate_kwargs
         Passed to ``generate`` (``max_new_tokens``, ``do_sample``, ...); ``pad_token_id`` defaults to the
         tokenizer's.
@@ -495,6 +505,8 @@ def generate_batches(
         on_step(current["idx"], step, done)
 
     handles = install_hooks(plan, state) + _step_hooks(lm, state, fed, steps, stream if on_step else None)
+    if on_read is not None:
+        state.sink = lambda key, value: on_read(current["idx"], len(fed) - 1, key, value, current["mask"])
     generate_kwargs.setdefault("pad_token_id", loaded.tokenizer.pad_token_id)
     meter = _Progress(len(prompts), "generating", progress)
     try:
