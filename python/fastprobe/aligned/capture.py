@@ -123,7 +123,11 @@ class _Pool:
         self.last: Any = None
 
     def add(self, x: Any, mask: Any) -> None:
-        """Fold in ``x`` of shape (B, T, H) at the positions ``mask`` (B, T) marks."""
+        """Fold in ``x`` of shape (B, T, H) at the positions ``mask`` (B, T) marks.
+
+        The masked sum is one batched product (no (B, T, H) temporary), added into a float64 running sum; the other
+        reductions exist only when asked for.
+        """
         import torch
 
         x = x.float()
@@ -132,17 +136,23 @@ class _Pool:
             b, h = x.shape[0], x.shape[-1]
             self.sum = torch.zeros(b, h, dtype=torch.float64, device=x.device)
             self.count = torch.zeros(b, dtype=torch.float64, device=x.device)
-            self.max = torch.full((b, h), -torch.inf, device=x.device)
-            self.min = torch.full((b, h), torch.inf, device=x.device)
-            self.first = torch.full((b, h), torch.nan, device=x.device)
-            self.last = torch.full((b, h), torch.nan, device=x.device)
-        self.sum += (x * m[..., None]).sum(dim=1, dtype=torch.float64)
+            if "max" in self.poolings:
+                self.max = torch.full((b, h), -torch.inf, device=x.device)
+            if "min" in self.poolings:
+                self.min = torch.full((b, h), torch.inf, device=x.device)
+            if "first_token" in self.poolings or "last_token" in self.poolings:
+                self.first = torch.full((b, h), torch.nan, device=x.device)
+                self.last = torch.full((b, h), torch.nan, device=x.device)
+        if x.shape[1] == 1:
+            self.sum += x[:, 0] * m[:, :1]
+        else:
+            self.sum += torch.bmm(m[:, None, :].to(x.dtype), x)[:, 0]
         self.count += m.sum(dim=1)
-        if "max" in self.poolings:
+        if self.max is not None:
             self.max = torch.maximum(self.max, x.masked_fill(~m[..., None], -torch.inf).amax(dim=1))
-        if "min" in self.poolings:
+        if self.min is not None:
             self.min = torch.minimum(self.min, x.masked_fill(~m[..., None], torch.inf).amin(dim=1))
-        if "first_token" in self.poolings or "last_token" in self.poolings:
+        if self.first is not None:
             for t in range(x.shape[1]):
                 here = m[:, t]
                 fresh = here & torch.isnan(self.first[:, 0])
@@ -273,6 +283,13 @@ class _TemplateRun:
         self, gen: Any, tokenizer: Any, max_new_tokens: int
     ) -> list[tuple[tuple[int, int, int], CaptureRow, dict[tuple[str, str, int], np.ndarray]]]:
         width = gen.prompt_mask.shape[1]
+        reduced = {  # each pool's result once for the whole batch
+            (span, pooling, j): self.pools[(span, s.name)].result(pooling).cpu().numpy()
+            for j, s in enumerate(self.sites)
+            for span in SPANS
+            for pooling in self.poolings
+        }
+        self.pools = {}
         out = []
         for b, i in enumerate(gen.idx.tolist()):
             key = self.keys[i]
@@ -286,12 +303,7 @@ class _TemplateRun:
                 tokens=tuple(int(v) for v in new[:cut]),
                 ended=bool(new) and new[cut - 1] in self.eos,
             )
-            pooled = {
-                (span, pooling, j): self.pools[(span, s.name)].result(pooling)[b].cpu().numpy()
-                for j, s in enumerate(self.sites)
-                for span in SPANS
-                for pooling in self.poolings
-            }
+            pooled = {name: batch[b] for name, batch in reduced.items()}
             out.append((key, row, pooled))
         return out
 
