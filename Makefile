@@ -76,6 +76,7 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) benches/baselines_vs_lmprobe.py --out bench-results/baselines.json
 	$(PY) benches/heads_vs_transformers.py --out bench-results/heads.json
 	$(PY) benches/evaluation_vs_sklearn.py --out bench-results/evaluation.json
+	$(PY) benches/capture_vs_generate.py --out bench-results/capture.json
 	cargo bench -p fastprobe-core --quiet
 
 conformance: $(EXT) ## lmprobe 0.10.3's own test suite against fastprobe (downloads its sdist; prints kept/total).

@@ -16,7 +16,7 @@ paged the memory-mapped weights in.
   as the model runs, with the KV cache on, and each batch's vectors stream into a capture store on disk (the
   returned capture reads them from there when asked);
 - ``monitor``: ``fastprobe.aligned.monitor_generation`` with a logistic probe on block 16 (fitted first, not timed)
-  scoring every generated token of the same 400 sequences, against ``floor`` per generated token.
+  scoring every generated token of the same 400 templated sequences, against ``floor`` per generated token.
 
 Medians over ``--repeats`` (each side's runs interleaved); writes ``bench-results/capture.json``.
 """
@@ -151,14 +151,15 @@ def _monitor(path: str, prompts: list[str]) -> tuple[int, float, int]:
     loaded = load_with_head(path, device="cpu")
     probe = Probe(model=path, layers=16, pooling="last_token", device="cpu", random_state=0)
     probe.fit(list(facts.statements[:200]), list(facts.labels[:200]))
-    repeated = [p for p in prompts for _ in range(SAMPLES)]
-    monitor_generation(probe, prompts[:1], model=loaded, max_new_tokens=2)  # page the weights in
+    texts, special, _ = _templated(loaded.tokenizer, [p for p in prompts for _ in range(SAMPLES)])
+    monitor_generation(probe, texts[:1], model=loaded, max_new_tokens=2, add_special_tokens=special)  # warm-up
     base = _mark()
     t0 = time.perf_counter()
     result = monitor_generation(
         probe,
-        repeated,
+        texts,
         model=loaded,
+        add_special_tokens=special,
         max_new_tokens=NEW_TOKENS,
         do_sample=True,
         temperature=1.0,
