@@ -272,12 +272,29 @@ def test_an_end_of_sequence_token_that_ends_the_batch_is_pooled() -> None:
         )
 
 
-def test_pooling_inside_the_hooks_equals_pooling_when_each_step_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    # residual sites are pooled as each block runs (so a step never holds every layer); pooled at the end of the step
-    # from the captures instead, as the other sites are, they give the same vectors
-    from fastprobe.aligned.capture import _TemplateRun
+def test_reads_consumed_in_their_hooks_are_the_step_captures_and_are_not_kept() -> None:
+    # the capture pools residual sites inside their hooks (generate_batches(on_read=)); what a hook hands over is the
+    # read the step would have captured, and a consumed read is not kept for the step
+    from fastprobe.extraction import generate_batches
+    from fastprobe.sites import resolve_sites
 
-    loaded = load_model(tiny_model("gpt2", padding_side="left"), device="cpu")
-    streamed = capture_generation(loaded, PROMPTS, [0, 2, "mlp.1"], templates=TEMPLATES, **_kw())
-    monkeypatch.setattr(_TemplateRun, "on_read", lambda *args: False)
-    _same(capture_generation(loaded, PROMPTS, [0, 2, "mlp.1"], templates=TEMPLATES, **_kw()), streamed)
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    sites = resolve_sites([0, 2], loaded.n_layers)
+    seen: dict[tuple[int, tuple[str, int]], Any] = {}
+    steps: dict[int, Any] = {}
+
+    def on_read(idx: Any, step: int, key: tuple[str, int], value: Any, mask: Any) -> bool:
+        seen[(step, key)] = value.clone()
+        return key == ("resid", 0)
+
+    def on_step(idx: Any, step: int, cap: Any) -> None:
+        steps[step] = cap.full(sites[1]).clone()
+
+    for _ in generate_batches(
+        loaded, PROMPTS, sites, 4, False, on_read=on_read, on_step=on_step, max_new_tokens=3, do_sample=False
+    ):
+        pass
+    assert sorted(steps) == [0, 1, 2]
+    for step, captured in steps.items():
+        torch.testing.assert_close(seen[(step, ("resid", 2))], captured, rtol=0, atol=0)
+        assert (step, ("resid", 0)) in seen

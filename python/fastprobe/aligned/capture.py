@@ -21,7 +21,6 @@ Sampling is seeded: the same prompts, templates, settings, batch size and seed g
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from fastprobe.aligned.capture_store import CaptureStore
 from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import generate_batches
+from fastprobe.extraction.sampling import batch_seed, eos_ids, row_stopper
 from fastprobe.model import (
     LoadedModel,
     anatomy,
@@ -165,21 +165,6 @@ class _Pool:
         return {"max": self.max, "min": self.min, "first_token": self.first, "last_token": self.last}[pooling]
 
 
-def _seed_of(seed: int, keys: list[str]) -> int:
-    digest = hashlib.sha256(("\x1f".join([str(seed), *keys])).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def _eos_ids(lm: Any, tokenizer: Any) -> set[int]:
-    out: set[int] = set()
-    for value in (getattr(lm.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            out.add(value)
-        elif value is not None:
-            out.update(int(v) for v in value)
-    return out
-
-
 def _check(n_samples: Any, max_new_tokens: Any, poolings: Sequence[str]) -> None:
     for name, value in (("n_samples", n_samples), ("max_new_tokens", max_new_tokens)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
@@ -202,7 +187,7 @@ class _TemplateRun:
         keys: list[tuple[int, int, int]],
         sites: list[Site],
         poolings: Sequence[str],
-        eos: set[int],
+        eos: Sequence[int],
         seed: int,
         name: str,
     ) -> None:
@@ -220,7 +205,7 @@ class _TemplateRun:
         import torch
 
         tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
-        torch.manual_seed(_seed_of(self.seed, [self.name, *tags]))
+        torch.manual_seed(batch_seed(self.seed, self.name, *tags))
         self.pools = {(span, s.name): _Pool(self.poolings) for span in SPANS for s in self.sites}
         self.masks = None
 
@@ -269,15 +254,7 @@ class _TemplateRun:
 
     def stopping_criteria(self) -> Any:
         """Return a ``StoppingCriteriaList`` ending each row once its end-of-sequence token has been fed."""
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        run = self
-
-        class Ended(StoppingCriteria):
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return run.ended.to(input_ids.device).clone()
-
-        return StoppingCriteriaList([Ended()])
+        return row_stopper(lambda: self.ended)
 
     def finish(
         self, gen: Any, tokenizer: Any, max_new_tokens: int
@@ -395,7 +372,7 @@ def capture_generation(
     every_block = isinstance(sites, str) and sites == "all"
     resolved: list[Site] = resolve_sites(range(body.n_layers) if every_block else sites, body.n_layers, body.n_heads)
     lm = causal_lm(loaded)
-    eos = _eos_ids(lm, tok)
+    eos = eos_ids(lm, tok)
     h = body.hidden_size
     rows: list[tuple[int, int, int]] = [
         (p, t, s) for p in range(len(prompts)) for t in range(len(template_list)) for s in range(n_samples)
@@ -456,7 +433,7 @@ def capture_generation(
             on_step=run.on_step,
             on_read=run.on_read,
             skip_batch=finished if cstore is not None else None,
-            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else next(iter(eos), 0),
+            pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0),
             eos_token_id=None,  # the run's own stop, one pass later: an end-of-sequence token is fed and pooled
             stopping_criteria=run.stopping_criteria(),
             **gen_kwargs,

@@ -28,7 +28,6 @@ place.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from fastprobe._validation import check_prompts
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, MissingDependencyError, UnknownOptionError
 from fastprobe.extraction import generate_batches
 from fastprobe.extraction.runner import check_batch_size
+from fastprobe.extraction.sampling import batch_seed, eos_ids, row_stopper
 from fastprobe.model import LoadedModel, causal_lm, fingerprint_of
 from fastprobe.probe import Probe
 from fastprobe.probe.config import check_params, check_same_model, probe_context
@@ -335,21 +335,6 @@ def _context(probe: Probe, model: Any) -> LoadedModel:
 # ----------------------------------------------------------------------------------------------------- the run
 
 
-def _seed_of(seed: int, rows: list[int]) -> int:
-    digest = hashlib.sha256("\x1f".join(["monitor", str(seed), *map(str, rows)]).encode()).digest()
-    return int.from_bytes(digest[:8], "little") & 0x7FFF_FFFF_FFFF_FFFF
-
-
-def _eos_ids(lm: Any, tokenizer: Any) -> list[int]:
-    out: set[int] = set()
-    for value in (getattr(lm.generation_config, "eos_token_id", None), tokenizer.eos_token_id):
-        if isinstance(value, int):
-            out.add(value)
-        elif value is not None:
-            out.update(int(v) for v in value)
-    return sorted(out)
-
-
 class _Run:
     """One monitored generation: scores each step's fed token, keeps the running statistic, decides the stops."""
 
@@ -376,7 +361,7 @@ class _Run:
     def before_batch(self, idx: np.ndarray) -> None:
         import torch
 
-        torch.manual_seed(_seed_of(self.seed, idx.tolist()))
+        torch.manual_seed(batch_seed("monitor", self.seed, *idx.tolist()))
         n = len(idx)
         self.finished = None
         self.tokens = [[] for _ in range(n)]
@@ -425,17 +410,7 @@ class _Run:
 
     def stopping_criteria(self) -> Any:
         """Return a transformers ``StoppingCriteriaList`` that ends each row once it has nothing more to keep."""
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        run = self
-
-        class MonitorStop(StoppingCriteria):
-            """Ends the rows the monitor has finished (one bool per row)."""
-
-            def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
-                return run.finished.to(input_ids.device).clone()
-
-        return StoppingCriteriaList([MonitorStop()])
+        return row_stopper(lambda: self.finished)
 
     def finish(self, idx: np.ndarray, prompts: list[str], tokenizer: Any) -> Iterator[tuple[int, MonitoredSequence]]:
         for b, i in enumerate(idx.tolist()):
@@ -551,7 +526,7 @@ def monitor_generation(
     sites = resolve_sites(list(probe.layers_), loaded.n_layers)
     tok = loaded.tokenizer
     lm = causal_lm(loaded)
-    eos = _eos_ids(lm, tok)
+    eos = eos_ids(lm, tok)
     run = _Run(probe, sites, eos, int(max_new_tokens), limit, score_pooling, int(seed))
     gen_kwargs: dict[str, Any] = {
         # one pass beyond max_new_tokens, and the monitor's own end-of-sequence stop: every kept token is fed
