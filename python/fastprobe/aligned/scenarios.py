@@ -37,6 +37,14 @@ import numpy as np
 
 from fastprobe import evaluation
 from fastprobe.aligned.capture import GenerationCapture
+from fastprobe.aligned.scenario_checks import (
+    check_capture,
+    check_int,
+    check_items,
+    check_scores,
+    check_str,
+    score_array,
+)
 from fastprobe.aligned.scenario_results import ScenarioResults, check_choice
 from fastprobe.evaluation import CONTROLS, DEFAULT_FRACTIONS, REGRESSION_METRICS, CVResult, minmax_scale
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, ShapeMismatchError, UnknownOptionError
@@ -114,71 +122,6 @@ class ScenarioData:
         return self.n_missing_target + self.n_missing_vector
 
 
-def _check_capture(capture: Any) -> GenerationCapture:
-    if not isinstance(capture, GenerationCapture):
-        raise ArgumentTypeError(f"capture must be a GenerationCapture; got {type(capture).__name__}")
-    if not capture.sites:
-        raise InvalidInputError("the capture has no sites")
-    bad = [r.prompt for r in capture.rows if not 0 <= r.prompt < len(capture.prompts)]
-    if bad:
-        raise InvalidInputError(f"a capture row names prompt {bad[0]}; the capture has {len(capture.prompts)}")
-    return capture
-
-
-def _check_scores(scores: Any, name: str) -> Mapping[str, Any]:
-    if scores is None:
-        return {}
-    if not isinstance(scores, Mapping):
-        raise ArgumentTypeError(f"{name} must be a mapping of attribute to scores; got {type(scores).__name__}")
-    return scores
-
-
-def _score_array(scores: Mapping[str, Any], attribute: str, name: str, expected: int, per: str) -> np.ndarray:
-    """Return one attribute's scores as float64 of length ``expected``, NaN for missing."""
-    if not isinstance(attribute, str):
-        raise ArgumentTypeError(f"an attribute must be a str; got {type(attribute).__name__}")
-    if attribute not in scores:
-        have = ", ".join(map(repr, scores)) or "none"
-        raise UnknownOptionError(f"{name} has no attribute {attribute!r}; it has: {have}")
-    try:
-        values = np.asarray(scores[attribute], dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ArgumentTypeError(f"{name}[{attribute!r}] must hold numbers (NaN for missing)") from None
-    if values.ndim != 1 or len(values) != expected:
-        raise ShapeMismatchError(
-            f"{name}[{attribute!r}] must hold one score per {per}: expected shape ({expected},); got {values.shape}"
-        )
-    if np.isinf(values).any():
-        raise InvalidInputError(f"{name}[{attribute!r}] holds an infinite score; give NaN for a missing one")
-    return values
-
-
-def _int(value: Any, name: str, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ArgumentTypeError(f"{name} must be an int >= {low}; got {value!r}")
-    return int(value)
-
-
-def _items(values: Any, name: str, check: Callable[[Any], Any], single: type) -> list[Any]:
-    """Return a value or a sequence of them as a list, each checked, non-empty and without repeats."""
-    if isinstance(values, single):
-        values = [values]
-    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence | np.ndarray):
-        raise ArgumentTypeError(
-            f"{name} must be a {single.__name__} or a sequence of them; got {type(values).__name__}"
-        )
-    out = [check(v) for v in values]
-    if not out or len(set(out)) != len(out):
-        raise InvalidInputError(f"{name} must be non-empty without repeats; got {out}")
-    return out
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ArgumentTypeError(f"an attribute must be a str; got {value!r} ({type(value).__name__})")
-    return value
-
-
 def _pairs(capture: GenerationCapture) -> tuple[list[tuple[int, str]], np.ndarray, np.ndarray]:
     """Return the (prompt, template) pairs in order of appearance, each pair's first row, and each row's pair."""
     index: dict[tuple[int, str], int] = {}
@@ -197,8 +140,8 @@ def _scores_of(
     capture: GenerationCapture, source: str, prompts: Mapping[str, Any], continuations: Mapping[str, Any], attr: str
 ) -> np.ndarray:
     if source == "prompt":
-        return _score_array(prompts, attr, "prompt_scores", len(capture.prompts), "prompt")
-    return _score_array(continuations, attr, "continuation_scores", len(capture.rows), "capture row")
+        return score_array(prompts, attr, "prompt_scores", len(capture.prompts), "prompt")
+    return score_array(continuations, attr, "continuation_scores", len(capture.rows), "capture row")
 
 
 def _targets(
@@ -348,11 +291,11 @@ def scenario_data(
     >>> data.layers["resid.1"].ravel().tolist()
     [1.0, 5.0]
     """
-    capture = _check_capture(capture)
+    capture = check_capture(capture)
     check_choice(scenario, SCENARIOS, "scenario")
     check_choice(summary, SUMMARIES, "summary")
-    prompts = _check_scores(prompt_scores, "prompt_scores")
-    continuations = _check_scores(continuation_scores, "continuation_scores")
+    prompts = check_scores(prompt_scores, "prompt_scores")
+    continuations = check_scores(continuation_scores, "continuation_scores")
     return _Examples(capture, prompts, continuations, summary, pooling).data(scenario, attribute)
 
 
@@ -595,10 +538,10 @@ def run_scenarios(
     the MDL code: changing one computes every cell anew (so does adding an attribute, whose scores enter the hash).
     Adding a scenario or turning ``mdl`` on adds cells and keeps the finished ones.
     """
-    capture = _check_capture(capture)
-    prompts = _check_scores(prompt_scores, "prompt_scores")
-    continuations = _check_scores(continuation_scores, "continuation_scores")
-    scenario_list = _items(scenarios, "scenarios", lambda v: check_choice(v, SCENARIOS, "scenario"), str)
+    capture = check_capture(capture)
+    prompts = check_scores(prompt_scores, "prompt_scores")
+    continuations = check_scores(continuation_scores, "continuation_scores")
+    scenario_list = check_items(scenarios, "scenarios", lambda v: check_choice(v, SCENARIOS, "scenario"), str)
     check_choice(summary, SUMMARIES, "summary")
     if control is not None:
         check_choice(control, CONTROLS, "control")
@@ -608,14 +551,14 @@ def run_scenarios(
         raise ArgumentTypeError(f"mdl must be a bool; got {type(mdl).__name__}")
     if experiment is not None and not isinstance(experiment, (str, os.PathLike)):
         raise ArgumentTypeError(f"experiment must be a path or None; got {type(experiment).__name__}")
-    n_folds = _int(n_folds, "n_folds", 2)
-    seed_list = _items(seeds, "seeds", lambda v: _int(v, "each seed", 0), numbers.Integral)
+    n_folds = check_int(n_folds, "n_folds", 2)
+    seed_list = check_items(seeds, "seeds", lambda v: check_int(v, "each seed", 0), numbers.Integral)
     fit_with, described = _estimator(estimator)
     needs = {_PLAN[s][1] for s in scenario_list}
     attribute_list = (
         _default_attributes(needs, prompts, continuations)
         if attributes is None
-        else _items(attributes, "attributes", _str, str)
+        else check_items(attributes, "attributes", check_str, str)
     )
     examples = _Examples(capture, prompts, continuations, summary, pooling)
     for span in sorted({_PLAN[s][0] for s in scenario_list}):

@@ -45,9 +45,7 @@ What the code of a label is depends on the task (``mode``):
 from __future__ import annotations
 
 import functools
-import itertools
 import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -65,12 +63,18 @@ from fastprobe.estimators import (
     MassMeanProbe,
     RidgeClassifierProbe,
     RidgeProbe,
-    build_classifier,
+)
+from fastprobe.evaluation.mdl_checks import (
+    DEFAULT_RELATIVE_PRECISION,
+    build_estimator,
+    check_first_block,
+    check_fractions,
+    check_precision,
+    check_seed,
 )
 from fastprobe.evaluation.mdl_results import MDLLayers, MDLResult
 from fastprobe.evaluation.targets import as_layer_dict, check_targets
 from fastprobe.exceptions import (
-    ArgumentTypeError,
     InvalidEstimatorError,
     InvalidInputError,
     ShapeMismatchError,
@@ -94,9 +98,6 @@ DEFAULT_FRACTIONS: tuple[float, ...] = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032
 MODES: tuple[str, ...] = ("categorical", "gaussian", "squared_error_proxy")
 #: The smallest probability a class is given (a confidently wrong prediction costs ``-log2(1e-12)``, about 40 bits).
 PROBABILITY_FLOOR = 1e-12
-#: The default ``precision`` of the Gaussian code, as a fraction of the target range (a uniform code of
-#: ``log2(1000)``, about 9.97 bits, per target).
-DEFAULT_RELATIVE_PRECISION = 1e-3
 
 _RUST_ESTIMATORS = (LogisticProbe, RidgeProbe, RidgeClassifierProbe, MassMeanProbe)
 
@@ -144,7 +145,7 @@ def block_ends(n_examples: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
     ArgumentTypeError
         If a fraction is not a number.
     """
-    fracs = _check_fractions(fractions)
+    fracs = check_fractions(fractions)
     k = len(fracs)
     if n_examples < k:
         raise InvalidInputError(
@@ -156,56 +157,6 @@ def block_ends(n_examples: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) 
         previous = ends[-1] if ends else 0
         ends.append(min(max(raw, previous + 1), n_examples - (k - 1 - i)))
     return ends
-
-
-def _check_fractions(fractions: Any) -> list[float]:
-    if isinstance(fractions, (str, bytes)) or not isinstance(fractions, Sequence | np.ndarray):
-        raise ArgumentTypeError(
-            f"fractions must be a sequence of numbers in (0, 1] ending at 1.0; got {type(fractions).__name__}"
-        )
-    values = []
-    for f in fractions:
-        if isinstance(f, bool) or not isinstance(f, numbers.Real):
-            raise ArgumentTypeError(f"fractions must be numbers in (0, 1]; got {f!r} ({type(f).__name__})")
-        values.append(float(f))
-    if not values:
-        raise InvalidInputError("fractions is empty; give block ends in (0, 1] ending at 1.0, e.g. (0.25, 0.5, 1.0)")
-    outside = [f for f in values if not (0.0 < f <= 1.0)]
-    if outside:
-        raise InvalidInputError(f"fractions must lie in (0, 1]; got {outside} in {tuple(values)}")
-    if any(b <= a for a, b in itertools.pairwise(values)):
-        raise InvalidInputError(f"fractions must be strictly increasing; got {tuple(values)}")
-    if values[-1] != 1.0:
-        raise InvalidInputError(
-            f"fractions must end at 1.0 (the last block ends at the last example); got {tuple(values)}"
-        )
-    return values
-
-
-def _check_seed(random_state: Any) -> int:
-    if isinstance(random_state, bool) or not isinstance(random_state, numbers.Integral):
-        raise ArgumentTypeError(
-            f"random_state must be an int seed; got {random_state!r} ({type(random_state).__name__})"
-        )
-    return int(random_state)
-
-
-def _build_estimator(estimator: Any, task: str, random_state: int, kwargs: Mapping[str, Any] | None) -> Any:
-    if not isinstance(estimator, str) and not (hasattr(estimator, "fit") and hasattr(estimator, "predict")):
-        raise InvalidEstimatorError(
-            f"estimator must be a classifier name or an estimator with fit and predict; got {type(estimator).__name__}"
-        )
-    if task == "classification" and not isinstance(estimator, str) and not hasattr(estimator, "predict_proba"):
-        raise InvalidEstimatorError(
-            f"the online code of classes needs predict_proba; {type(estimator).__name__} has none"
-        )
-    template = build_classifier(estimator, random_state, kwargs, task=task)
-    if task == "classification" and not hasattr(template, "predict_proba"):
-        raise InvalidEstimatorError(
-            f"the online code of classes needs predict_proba; {estimator!r} builds {type(template).__name__}, which "
-            "has none (use 'logistic_regression' or 'mlp')"
-        )
-    return template
 
 
 def _plan(
@@ -222,7 +173,7 @@ def _plan(
     labels = np.asarray(y)
     if labels.ndim == 1 and len(labels) != n_rows:
         raise ShapeMismatchError(f"y has {len(labels)} labels but X has {n_rows} rows; give one label per row")
-    seed = _check_seed(random_state)
+    seed = check_seed(random_state)
     values, task = check_targets(labels, task)
     if mode is None:
         mode = "categorical" if task == "classification" else "gaussian"
@@ -235,46 +186,18 @@ def _plan(
         raise InvalidInputError(f"precision applies only to mode='gaussian'; got precision={precision!r} with {mode!r}")
     ends = block_ends(n_rows, fractions)
     order = np.random.default_rng(seed).permutation(n_rows)
-    template = _build_estimator(estimator, task, seed, estimator_kwargs)
+    template = build_estimator(estimator, task, seed, estimator_kwargs)
     if task == "classification":
         classes, codes = np.unique(values, return_inverse=True)
         shuffled = codes[order]
-        _check_first_block(classes, shuffled, ends[0], fractions)
+        check_first_block(classes, shuffled, ends[0], fractions)
         return _Plan(task, mode, order, ends, shuffled, len(classes), None, None, template, seed)
     targets = values.astype(np.float64)
     low, high = float(targets.min()), float(targets.max())
     eps = None
     if mode == "gaussian":
-        eps = _check_precision(precision, low, high)
+        eps = check_precision(precision, low, high)
     return _Plan(task, mode, order, ends, targets[order], None, eps, (low, high), template, seed)
-
-
-def _check_precision(precision: Any, low: float, high: float) -> float:
-    if precision is None:
-        return (high - low) * DEFAULT_RELATIVE_PRECISION
-    if isinstance(precision, bool) or not isinstance(precision, numbers.Real):
-        raise ArgumentTypeError(f"precision must be a number > 0; got {precision!r} ({type(precision).__name__})")
-    eps = float(precision)
-    if not (math.isfinite(eps) and 0.0 < eps < high - low):
-        raise InvalidInputError(
-            f"precision must be > 0 and below the target range {high - low!r} (from {low!r} to {high!r}); got {eps!r}"
-        )
-    return eps
-
-
-def _check_first_block(classes: np.ndarray, shuffled: np.ndarray, t1: int, fractions: Sequence[float]) -> None:
-    missing = np.setdiff1d(np.arange(len(classes)), shuffled[:t1])
-    if len(missing) == 0:
-        return
-    first_seen = np.array([int(np.argmax(shuffled == c)) for c in range(len(classes))])
-    needed = int(first_seen.max()) + 1
-    n = len(shuffled)
-    raise InvalidInputError(
-        f"the first MDL block (the first {t1} of {n} shuffled examples, fraction {fractions[0]!r}) lacks classes "
-        f"{classes[missing].tolist()}; every block's probe must have seen every class. Every class appears within "
-        f"the first {needed} shuffled examples: give a larger first fraction (at least {needed / n:.4g}), or "
-        "another random_state"
-    )
 
 
 def _as_rows(X: Any, name: str) -> np.ndarray:
