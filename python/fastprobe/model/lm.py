@@ -11,6 +11,7 @@ from fastprobe.model.architectures import anatomy
 from fastprobe.model.loading import (
     LoadedModel,
     check_dtype,
+    load_tokenizer,
     quantization_kwargs,
     resolve_device,
     split_precision,
@@ -23,6 +24,27 @@ __all__ = ["causal_lm", "load_with_head"]
 _LMS: dict[tuple[str, str, str, str, str | None], Any] = register_model_cache({})  # cleared by clear_model_cache
 _LMS_LOCK = threading.Lock()
 _WITH_HEAD: dict[tuple[str, str | None, str, str | None], LoadedModel] = register_model_cache({})
+
+
+def _load_lm(source: Any, dtype: Any, options: dict[str, Any], device: str, what: str) -> Any:
+    """Load the causal LM of ``source`` in eval mode without gradients, on ``device``.
+
+    A quantized model is placed by its ``device_map``. A model without a head transformers can load is an
+    :class:`InvalidInputError` whose message starts with ``what``.
+    """
+    from transformers import AutoModelForCausalLM
+
+    try:
+        lm = from_pretrained(AutoModelForCausalLM, source, dtype=dtype, **options)
+    except ModelLoadError as err:
+        if isinstance(err.__cause__, OSError):  # the files, not the architecture
+            raise
+        raise InvalidInputError(f"{what} has no language-model head transformers can load: {err.__cause__}") from err
+    if "quantization_config" not in options:
+        lm.to(device)
+    lm.eval()
+    lm.requires_grad_(False)
+    return lm
 
 
 def _key(loaded: LoadedModel) -> tuple[str, str, str, str, str | None]:
@@ -66,7 +88,6 @@ def load_with_head(
         If the model's files cannot be read.
     """
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     dtype, quantization = split_precision(precision)
     dtype = check_dtype(dtype if dtype is not None else ("float16" if quantization else None))
@@ -77,22 +98,9 @@ def load_with_head(
         if key in _WITH_HEAD:
             return _WITH_HEAD[key]
         source = resolve_model(name, revision)
-        tokenizer = from_pretrained(AutoTokenizer, source)
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        try:
-            lm = from_pretrained(AutoModelForCausalLM, source, dtype=getattr(torch, dtype), **options)
-        except ModelLoadError as err:
-            if isinstance(err.__cause__, OSError):
-                raise
-            raise InvalidInputError(
-                f"generation needs a causal language model; {source.name!r} has no language-model head "
-                f"transformers can load: {err.__cause__}"
-            ) from err
-        if not quantization:
-            lm.to(resolved)
-        lm.eval()
-        lm.requires_grad_(False)
+        tokenizer = load_tokenizer(source)
+        what = f"generation needs a causal language model; {source.name!r}"
+        lm = _load_lm(source, getattr(torch, dtype), options, resolved, what)
         body = lm.base_model
         shape = anatomy(body)
         loaded = LoadedModel(
@@ -132,7 +140,6 @@ def causal_lm(loaded: LoadedModel) -> Any:
         If the model's files cannot be read.
     """
     import torch
-    from transformers import AutoModelForCausalLM
 
     dtype = next(loaded.model.parameters()).dtype
     source = loaded.source
@@ -141,21 +148,8 @@ def causal_lm(loaded: LoadedModel) -> Any:
     options = quantization_kwargs(loaded.quantization, loaded.device, str(dtype).removeprefix("torch."))
     with _LMS_LOCK:
         if key not in _LMS:
-            try:
-                lm = from_pretrained(AutoModelForCausalLM, source, dtype=dtype, **options)
-            except ModelLoadError as err:
-                if isinstance(err.__cause__, OSError):  # the files, not the architecture
-                    raise
-                raise InvalidInputError(
-                    f"perplexity needs a causal language model; {loaded.name!r} "
-                    f"({type(loaded.model).__name__}) has no language-model head transformers can load: "
-                    f"{err.__cause__}"
-                ) from err
-            if not loaded.quantization:
-                lm.to(loaded.device)
-            lm.eval()
-            lm.requires_grad_(False)
-            _LMS[key] = lm
+            what = f"perplexity needs a causal language model; {loaded.name!r} ({type(loaded.model).__name__})"
+            _LMS[key] = _load_lm(source, dtype, options, loaded.device, what)
         lm = _LMS[key]
     assert isinstance(lm, torch.nn.Module)
     return lm

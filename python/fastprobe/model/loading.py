@@ -211,13 +211,11 @@ def _load_local(
     name: str | os.PathLike[str], revision: str | None, device: str, dtype: str, backend: str
 ) -> LoadedModel:
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
     source = resolve_model(name, revision)
     tracer = import_nnsight().NNsight if backend == "nnsight" else None
-    tokenizer = from_pretrained(AutoTokenizer, source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(source)
     model = from_pretrained(AutoModel, source, dtype=getattr(torch, dtype))
     model.to(device)
     model.eval()
@@ -286,6 +284,16 @@ def quantization_kwargs(quantization: str | None, device: str, dtype: str) -> di
     else:
         config = BitsAndBytesConfig(load_in_8bit=True)
     return {"quantization_config": config, "device_map": {"": device}}
+
+
+def load_tokenizer(source: ModelSource) -> Any:
+    """Load a model's tokenizer, with its end-of-sequence token as the pad token when it has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = from_pretrained(AutoTokenizer, source)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
 
 
 def import_nnsight() -> Any:

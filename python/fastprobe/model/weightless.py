@@ -8,7 +8,7 @@ from typing import Any
 
 from fastprobe.model.architectures import anatomy
 from fastprobe.model.fingerprint import fingerprint_of
-from fastprobe.model.loading import LoadedModel, resolve_device
+from fastprobe.model.loading import LoadedModel, load_tokenizer, resolve_device
 from fastprobe.model.registry import register_model_cache
 from fastprobe.model.source import from_pretrained, resolve_model, weights_digest
 
@@ -56,14 +56,12 @@ def load_weightless(model: Any, device: str, backend: str, revision: str | None 
 
 def _skeleton(model: Any, revision: str | None, device: str, backend: str) -> LoadedModel | None:
     import torch
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel
 
     source = resolve_model(model, revision)
     if weights_digest(source.path) is None:
         return None
-    tokenizer = from_pretrained(AutoTokenizer, source)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = load_tokenizer(source)
     config = from_pretrained(AutoConfig, source)
     with torch.device("meta"):
         skeleton = AutoModel.from_config(config, dtype=torch.float32)
