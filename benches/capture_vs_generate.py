@@ -9,6 +9,9 @@ loaded; its peak memory beyond what the loaded model holds is the process's peak
 paged the memory-mapped weights in.
 
 - ``floor``: bare ``model.generate`` (the model with its head, from transformers), no capture at all;
+- ``floor_sampler``: the same with fastprobe's sampler (``fastprobe.extraction.sampling.Sampler``, the one the
+  capture and the monitor draw with) in place of ``generate``'s top-p filter and draw: the capture's own cost, apart
+  from what the sampler saves;
 - ``workflow_b``: the aligned-probing workflow's method: ``generate(output_hidden_states=True,
   return_dict_in_generate=True)``, then every span's mean computed in Python from the returned hidden states (all
   steps of the batch kept until the call returns);
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SIDES = ("floor", "workflow_b", "fastprobe", "monitor")
+SIDES = ("floor", "floor_sampler", "workflow_b", "fastprobe", "monitor")
 SAMPLES, NEW_TOKENS, BATCH_PROMPTS = 4, 20, 4
 
 
@@ -64,10 +67,12 @@ def _templated(tok: Any, prompts: list[str]) -> tuple[list[str], bool, list[tupl
     return [r.text for r in rendered], rendered[0].add_special_tokens, [r.token_spans(tok) for r in rendered]
 
 
-def _plain(path: str, prompts: list[str], hidden: bool) -> tuple[int, float, int]:
+def _plain(path: str, prompts: list[str], hidden: bool, fast_sampler: bool = False) -> tuple[int, float, int]:
     """Bare generate (``hidden=False``) or workflow B's method; returns (generated tokens, seconds, peak bytes)."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LogitsProcessorList
+
+    from fastprobe.extraction.sampling import Sampler
 
     tok = AutoTokenizer.from_pretrained(path, padding_side="left")
     if tok.pad_token is None:
@@ -80,18 +85,20 @@ def _plain(path: str, prompts: list[str], hidden: bool) -> tuple[int, float, int
     t0 = time.perf_counter()
     n_tokens = 0
     pooled: list[Any] = []
+    sampler = Sampler(temperature=1.0, top_p=0.9)
     for start in range(0, len(prompts), BATCH_PROMPTS):
         chunk = slice(start, start + BATCH_PROMPTS)
         batch = tok(texts[chunk], return_tensors="pt", padding=True, add_special_tokens=special)
         torch.manual_seed(start)
+        sampler.reseed(start)
+        how: dict[str, Any] = {"do_sample": True, "temperature": 1.0, "top_p": 0.9, "top_k": 0}
+        if fast_sampler:
+            how = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
         with torch.inference_mode():
             out = lm.generate(
                 **batch,
                 max_new_tokens=NEW_TOKENS,
-                do_sample=True,
-                temperature=1.0,
-                top_p=0.9,
-                top_k=0,
+                **how,
                 num_return_sequences=SAMPLES,
                 pad_token_id=tok.pad_token_id,
                 output_hidden_states=hidden,
@@ -178,6 +185,8 @@ def child(side: str, n_prompts: int) -> dict[str, Any]:
     prompts = _prompts(n_prompts)
     if side == "floor":
         tokens, seconds, peak = _plain(path, prompts, hidden=False)
+    elif side == "floor_sampler":
+        tokens, seconds, peak = _plain(path, prompts, hidden=False, fast_sampler=True)
     elif side == "workflow_b":
         tokens, seconds, peak = _plain(path, prompts, hidden=True)
     elif side == "fastprobe":
@@ -217,21 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     for side in sides:
         r = result[side]
         print(
-            f"{side:>10}: {r['seconds']:.2f} s, {r['peak_beyond_model_bytes'] / 1e6:.0f} MB beyond the model, "
+            f"{side:>13}: {r['seconds']:.2f} s, {r['peak_beyond_model_bytes'] / 1e6:.0f} MB beyond the model, "
             f"{r['tokens']:.0f} tokens (runs: {[round(x['seconds'], 2) for x in runs[side]]})"
         )
-    if {"floor", "fastprobe"} <= set(sides):
-        print(f"fastprobe / floor: {result['fastprobe']['seconds'] / result['floor']['seconds']:.3f}x")
+    for floor in ("floor", "floor_sampler"):
+        if {floor, "fastprobe"} <= set(sides):
+            print(f"fastprobe / {floor}: {result['fastprobe']['seconds'] / result[floor]['seconds']:.3f}x")
     if {"workflow_b", "fastprobe"} <= set(sides):
         b, f = result["workflow_b"], result["fastprobe"]
         print(
             f"workflow B / fastprobe: {b['seconds'] / f['seconds']:.2f}x the time; fastprobe's memory beyond the model "
             f"{f['peak_beyond_model_bytes'] / max(b['peak_beyond_model_bytes'], 1):.3f} of B's"
         )
-    if {"floor", "monitor"} <= set(sides):
-        m, fl = result["monitor"], result["floor"]
-        per = (m["seconds"] / m["tokens"] - fl["seconds"] / fl["tokens"]) * 1e3
-        print(f"monitor / floor: {m['seconds'] / fl['seconds']:.3f}x; {per:.3f} ms more per generated token")
+    for floor in ("floor", "floor_sampler"):
+        if {floor, "monitor"} <= set(sides):
+            m, fl = result["monitor"], result[floor]
+            per = (m["seconds"] / m["tokens"] - fl["seconds"] / fl["tokens"]) * 1e3
+            print(f"monitor / {floor}: {m['seconds'] / fl['seconds']:.3f}x; {per:.3f} ms more per generated token")
     return 0
 
 

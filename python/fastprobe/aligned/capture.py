@@ -32,7 +32,7 @@ from fastprobe.aligned.capture_store import CaptureStore
 from fastprobe.aligned.templates import PromptTemplate, TemplatedInput, render_all
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, UnknownOptionError
 from fastprobe.extraction import generate_batches
-from fastprobe.extraction.sampling import batch_seed, eos_ids, row_stopper
+from fastprobe.extraction.sampling import SAMPLER_VERSION, batch_seed, eos_ids, row_stopper, sampling_kwargs
 from fastprobe.model import (
     LoadedModel,
     anatomy,
@@ -200,12 +200,12 @@ class _TemplateRun:
         # never holds every layer's activations at once; other sites are pooled when the step ends (on_step)
         self.streamed = {(s.kind, s.layer): s for s in sites if s.kind in ("resid", "embed")}
         self.folded: set[str] = set()  # the sites pooled in their hooks during the current step
+        self.sampler: Any = None  # the run's Sampler when it samples: seeded per batch
 
     def before_batch(self, idx: np.ndarray) -> None:
-        import torch
-
-        tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
-        torch.manual_seed(batch_seed(self.seed, self.name, *tags))
+        if self.sampler is not None:
+            tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
+            self.sampler.reseed(batch_seed(self.seed, self.name, *tags))
         self.pools = {(span, s.name): _Pool(self.poolings) for span in SPANS for s in self.sites}
         self.masks = None
 
@@ -393,9 +393,8 @@ def capture_generation(
         "top_k": top_k,
         "seed": seed,
     }
-    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens + 1, "do_sample": do_sample}
-    if do_sample:
-        gen_kwargs |= {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+    sampling, sampler = sampling_kwargs(do_sample, temperature, top_p, top_k)
+    gen_kwargs: dict[str, Any] = {"max_new_tokens": max_new_tokens + 1, **sampling}
     names = [template.name or "" for template in template_list]
     cstore = _open_store(store)
     done: set[tuple[str, str, int]] = set()
@@ -407,6 +406,7 @@ def capture_generation(
                 "poolings": list(poolings),
                 "batch_size": batch_size,
                 "chat_template_from": getattr(chat_template_from, "name_or_path", None),
+                "sampler": SAMPLER_VERSION if do_sample else None,
             }
             | {k: v for k, v in settings.items() if k != "n_samples"},
             {template.name: {"user": template.user, "system": template.system} for template in template_list},
@@ -418,6 +418,7 @@ def capture_generation(
         run = _TemplateRun(
             [ti.token_spans(tok) for ti in inputs], keys, resolved, poolings, eos, seed, template.name or ""
         )
+        run.sampler = sampler
 
         def finished(idx: np.ndarray, keys: list[tuple[int, int, int]] = keys, name: str = names[t]) -> bool:
             return all((prompts[keys[i][0]], name, keys[i][2]) in done for i in idx.tolist())

@@ -40,7 +40,7 @@ from fastprobe._validation import check_prompts
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError, MissingDependencyError, UnknownOptionError
 from fastprobe.extraction import generate_batches
 from fastprobe.extraction.runner import check_batch_size
-from fastprobe.extraction.sampling import batch_seed, eos_ids, row_stopper
+from fastprobe.extraction.sampling import batch_seed, eos_ids, row_stopper, sampling_kwargs
 from fastprobe.model import LoadedModel, causal_lm, fingerprint_of
 from fastprobe.probe import Probe
 from fastprobe.probe.config import check_params, check_same_model, probe_context
@@ -357,11 +357,11 @@ class _Run:
         self.stop_index: list[int | None] = []
         self.ended: list[bool] = []
         self.prompt_score: np.ndarray = np.zeros(0)
+        self.sampler: Any = None  # the run's Sampler when it samples: seeded per batch
 
     def before_batch(self, idx: np.ndarray) -> None:
-        import torch
-
-        torch.manual_seed(batch_seed("monitor", self.seed, *idx.tolist()))
+        if self.sampler is not None:
+            self.sampler.reseed(batch_seed("monitor", self.seed, *idx.tolist()))
         n = len(idx)
         self.finished = None
         self.tokens = [[] for _ in range(n)]
@@ -531,13 +531,12 @@ def monitor_generation(
     gen_kwargs: dict[str, Any] = {
         # one pass beyond max_new_tokens, and the monitor's own end-of-sequence stop: every kept token is fed
         "max_new_tokens": int(max_new_tokens) + 1,
-        "do_sample": bool(do_sample),
         "eos_token_id": None,
         "pad_token_id": tok.pad_token_id if tok.pad_token_id is not None else (eos[0] if eos else 0),
         "stopping_criteria": run.stopping_criteria(),
     }
-    if do_sample:
-        gen_kwargs |= {"temperature": temperature, "top_p": top_p, "top_k": top_k}
+    sampling, run.sampler = sampling_kwargs(bool(do_sample), temperature, top_p, top_k)
+    gen_kwargs |= sampling
     out: dict[int, MonitoredSequence] = {}
     batches = generate_batches(
         loaded,
