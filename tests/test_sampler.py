@@ -46,7 +46,7 @@ def test_the_kept_tokens_are_those_of_transformers_warpers(temperature: float, t
 
 
 def test_a_nucleus_beyond_the_first_candidates_is_found_whole() -> None:
-    logits = logits_with_spread(0)
+    logits = logits_with_spread(0, vocab=49152)
     sizes = [len(s) for s in reference_kept(logits, 1.0, 0.9, 0)]
     assert max(sizes) > 8 * FIRST_CANDIDATES and min(sizes) < FIRST_CANDIDATES  # both searches are exercised
     assert [len(s) for s in kept(Sampler(1.0, 0.9, 0), logits)] == sizes
