@@ -92,14 +92,15 @@ def _plain(path: str, prompts: list[str], hidden: bool, fast_sampler: bool = Fal
         torch.manual_seed(start)
         sampler.reseed(start)
         how: dict[str, Any] = {"do_sample": True, "temperature": 1.0, "top_p": 0.9, "top_k": 0}
-        if fast_sampler:
+        how["num_return_sequences"] = SAMPLES
+        if fast_sampler:  # greedy steps take the sampler's draw; each prompt repeated, as num_return_sequences does
             how = {"do_sample": False, "logits_processor": LogitsProcessorList([sampler])}
+            batch = {k: v.repeat_interleave(SAMPLES, dim=0) for k, v in batch.items()}
         with torch.inference_mode():
             out = lm.generate(
                 **batch,
                 max_new_tokens=NEW_TOKENS,
                 **how,
-                num_return_sequences=SAMPLES,
                 pad_token_id=tok.pad_token_id,
                 output_hidden_states=hidden,
                 return_dict_in_generate=True,

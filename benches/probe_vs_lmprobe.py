@@ -1,14 +1,21 @@
-"""The ``Probe`` API on SmolLM2-135M against lmprobe 0.10.3, side by side in one run.
+"""The ``Probe`` API on SmolLM2-135M against lmprobe 0.10.3, side by side in one run, in whole processes.
 
 Data: the 1,496 statements of ../shared/data/cities.csv (or ``$FASTPROBE_DATA_DIR/cities.csv``), split 1,000 / 496
-with seed 0; CPU; batch size 8, logistic regression and ``random_state=0`` for both. Each measurement runs in a fresh
-process with a fresh cache directory, so times include loading the model and peak memory is the process's own.
-Reported, as medians over ``--repeats``:
+with seed 0; CPU; each library's default settings (lmprobe's batch size of 8; fastprobe, left at that default, fills
+batches to its token budget), logistic regression and ``random_state=0`` for both. Each measurement runs in a fresh
+process with a fresh cache directory (except ``warm_new``), and its time is the whole process's, from its start to
+its exit: importing the library and loading the model are part of it. Peak memory is the process's own. Reported, as
+medians over ``--repeats``:
 
-- ``Probe(layers=16)``: ``fit(positive, negative)`` then ``score(test, labels)``, cold cache;
-- ``Probe.sweep_layers`` over all 30 layers, then ``LayerSweepResult.score`` on the test set, cold cache: time, peak
-  resident memory, bytes in the cache directory afterwards, and the largest per-layer accuracy difference;
-- refit + rescore of ``Probe(layers=16)`` on a warm cache (the same process, after one cold fit and score).
+- ``fit16``: ``Probe(layers=16)``: ``fit(positive, negative)`` then ``score(test, labels)``, cold cache;
+- ``sweep``: ``Probe.sweep_layers`` over all 30 layers, then ``LayerSweepResult.score`` on the test set, cold cache:
+  also the bytes in the cache directory afterwards and the largest per-layer accuracy difference;
+- ``warmup``: ``Probe(layers=16).warmup`` of 600 prompts (training and test statements), cold cache;
+- ``warm_new``: ``fit16`` in a new process on a cache that already holds every activation it needs (warmed by an
+  untimed run first), with whether the process imported torch and transformers (it cannot load weights without);
+- ``warm``: refit + rescore of ``Probe(layers=16)`` on a warm cache within one process (after one cold fit and
+  score; timed inside the process);
+- ``import``: ``python -c "import <library>"``.
 
 Run with ``make bench`` or ``python benches/probe_vs_lmprobe.py``; writes ``bench-results/probe.json``.
 """
@@ -29,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-SCENARIOS = ("fit16", "sweep", "warm")
+SCENARIOS = ("fit16", "sweep", "warmup", "warm_new", "warm", "import")
+WARMUP_PROMPTS = 600
 
 
 def split(limit: int | None = None) -> tuple[list[str], list[str], list[str], list[int]]:
@@ -60,18 +68,22 @@ def _tree_bytes(path: str) -> int:
     return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
 
 
-def child(kind: str, scenario: str, limit: int | None) -> dict[str, Any]:
-    """One measurement, in this (fresh) process."""
+def child(kind: str, scenario: str, limit: int | None, cache: str | None = None) -> dict[str, Any]:
+    """One measurement, in this (fresh) process; ``cache``: a cache directory to use (and keep) instead of a new one."""
+    if scenario == "import":
+        __import__(kind)
+        return {"peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     from fastprobe.models import smollm2
 
     model = str(smollm2())
     pos, neg, test, labels = split(limit)
-    with tempfile.TemporaryDirectory() as cache:
+    with tempfile.TemporaryDirectory() as scratch:
+        where = cache or scratch
         if kind == "lmprobe":
-            os.environ["LMPROBE_CACHE_DIR"] = cache
+            os.environ["LMPROBE_CACHE_DIR"] = where
             from lmprobe import Probe
         else:
-            os.environ["FASTPROBE_CACHE_DIR"] = cache
+            os.environ["FASTPROBE_CACHE_DIR"] = where
             from fastprobe import Probe
         out: dict[str, Any] = {}
         if scenario == "sweep":
@@ -80,13 +92,17 @@ def child(kind: str, scenario: str, limit: int | None) -> dict[str, Any]:
             scores = result.score(test, labels)
             out["seconds"] = time.perf_counter() - t0
             out["scores"] = {str(k): float(v) for k, v in scores.items()}
-            out["cache_bytes"] = _tree_bytes(cache)
+            out["cache_bytes"] = _tree_bytes(where)
+        elif scenario == "warmup":
+            t0 = time.perf_counter()
+            Probe(model=model, layers=16, device="cpu", random_state=0).warmup((pos + neg + test)[:WARMUP_PROMPTS])
+            out["seconds"] = time.perf_counter() - t0
         else:
             t0 = time.perf_counter()
             probe = Probe(model=model, layers=16, device="cpu", random_state=0).fit(pos, neg)
             acc = probe.score(test, labels)
             cold = time.perf_counter() - t0
-            if scenario == "fit16":
+            if scenario != "warm":
                 out["seconds"] = cold
             else:
                 times = []
@@ -97,6 +113,8 @@ def child(kind: str, scenario: str, limit: int | None) -> dict[str, Any]:
                     times.append(time.perf_counter() - t0)
                 out["seconds"] = statistics.median(times)
             out["accuracy"] = float(acc)
+        out["imported_torch"] = "torch" in sys.modules
+        out["imported_transformers"] = "transformers" in sys.modules
     out["peak_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return out
 
@@ -106,26 +124,36 @@ def child(kind: str, scenario: str, limit: int | None) -> dict[str, Any]:
 _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def _run(kind: str, scenario: str, limit: int | None) -> dict[str, Any]:
+def _run(kind: str, scenario: str, limit: int | None, cache: str | None = None) -> dict[str, Any]:
     cmd = [sys.executable, __file__, "--child", kind, "--scenario", scenario]
     if limit is not None:
         cmd += ["--limit", str(limit)]
+    if cache is not None:
+        cmd += ["--cache", cache]
+    t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=_ENV)
+    process = time.perf_counter() - t0
     if proc.returncode:
         raise RuntimeError(f"{kind} {scenario} failed:\n{proc.stderr[-4000:]}")
-    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out = dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+    out["process_seconds"] = process
+    return out
 
 
 def measure(kind: str, scenario: str, repeats: int, limit: int | None) -> dict[str, Any]:
-    runs = [_run(kind, scenario, limit) for _ in range(repeats)]
+    with tempfile.TemporaryDirectory() as cache:
+        if scenario == "warm_new":
+            _run(kind, "fit16", limit, cache)  # warms the cache (not measured)
+        runs = [_run(kind, scenario, limit, cache if scenario == "warm_new" else None) for _ in range(repeats)]
     summary: dict[str, Any] = {
         key: statistics.median(r[key] for r in runs)
-        for key in ("seconds", "peak_bytes", "cache_bytes", "accuracy")
+        for key in ("process_seconds", "seconds", "peak_bytes", "cache_bytes", "accuracy")
         if key in runs[0]
     }
-    summary["runs"] = [r["seconds"] for r in runs]
-    if "scores" in runs[0]:
-        summary["scores"] = runs[0]["scores"]
+    summary["runs"] = [round(r["process_seconds"], 2) for r in runs]
+    for key in ("imported_torch", "imported_transformers", "scores"):
+        if key in runs[0]:
+            summary[key] = runs[0][key]
     return summary
 
 
@@ -137,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "probe.json")
     parser.add_argument("--child", choices=["lmprobe", "fastprobe"], help=argparse.SUPPRESS)
     parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
+    parser.add_argument("--cache", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.child, args.scenario, args.limit)))
+        print(json.dumps(child(args.child, args.scenario, args.limit, args.cache)))
         return 0
     for kind in ("lmprobe", "fastprobe"):  # prime the bytecode caches (not measured)
         _run(kind, "fit16", 16)
@@ -148,11 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         row = {kind: measure(kind, scenario, args.repeats, args.limit) for kind in ("lmprobe", "fastprobe")}
         results[scenario] = row
         lm, fp = row["lmprobe"], row["fastprobe"]
+        key = "seconds" if scenario == "warm" else "process_seconds"  # warm: timed inside one process
         line = (
-            f"{scenario:6}: lmprobe {lm['seconds']:.2f} s (runs {[round(s, 2) for s in lm['runs']]}), "
-            f"{lm['peak_bytes'] / 1e9:.2f} GB peak | fastprobe {fp['seconds']:.2f} s "
-            f"(runs {[round(s, 2) for s in fp['runs']]}), {fp['peak_bytes'] / 1e9:.2f} GB || "
-            f"{lm['seconds'] / fp['seconds']:.1f}x faster, {fp['peak_bytes'] / lm['peak_bytes']:.2f} of the peak memory"
+            f"{scenario:8}: lmprobe {lm[key]:.2f} s (runs {lm['runs']}), {lm['peak_bytes'] / 1e9:.2f} GB peak | "
+            f"fastprobe {fp[key]:.2f} s (runs {fp['runs']}), {fp['peak_bytes'] / 1e9:.2f} GB || "
+            f"{lm[key] / fp[key]:.2f}x faster, {fp['peak_bytes'] / lm['peak_bytes']:.2f} of the peak memory"
         )
         if "cache_bytes" in fp:
             line += (
@@ -164,6 +193,11 @@ def main(argv: list[str] | None = None) -> int:
             line += f", largest per-layer accuracy difference {max(diffs) * 100:.2f} points"
         if "accuracy" in fp:
             line += f", accuracy {lm['accuracy']:.4f} vs {fp['accuracy']:.4f}"
+        if scenario == "warm_new":
+            line += (
+                f", imported torch/transformers: lmprobe {lm['imported_torch']}/{lm['imported_transformers']}, "
+                f"fastprobe {fp['imported_torch']}/{fp['imported_transformers']}"
+            )
         print(line, flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))

@@ -110,6 +110,20 @@ def _same(a: Any, b: Any) -> None:
         np.testing.assert_array_equal(a.span(span), b.span(span))
 
 
+def test_the_batching_changes_no_continuation_and_no_vector_beyond_rounding() -> None:
+    loaded = load_model(tiny_model("llama", padding_side="left"), device="cpu")
+    kw = _kw() | {"top_p": 0.9, "temperature": 1.2}
+    runs = [
+        capture_generation(loaded, PROMPTS, [0, 2], templates=TEMPLATES, **(kw | {"batch_size": b}))
+        for b in (1, 3, None)
+    ]
+    for other in runs[1:]:
+        assert [r.tokens for r in other.rows] == [r.tokens for r in runs[0].rows]
+        for span in ("prompt", "instruction", "generation"):
+            np.testing.assert_allclose(other.span(span), runs[0].span(span), rtol=1e-4, atol=1e-5)
+    assert len({r.tokens for r in runs[0].rows}) > 1  # the samples differ from one another
+
+
 def test_a_stored_capture_equals_the_in_memory_one_and_a_rerun_generates_nothing(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

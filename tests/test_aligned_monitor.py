@@ -148,7 +148,11 @@ def test_a_threshold_stops_each_sequence_right_after_its_first_crossing(probe: P
 
 
 def test_batched_equals_one_prompt_at_a_time(probe: Probe) -> None:
-    settings: list[dict[str, Any]] = [{}, {"threshold": 0.6, "score_pooling": "mean"}]
+    settings: list[dict[str, Any]] = [
+        {},
+        {"threshold": 0.6, "score_pooling": "mean"},
+        {"do_sample": True, "temperature": 1.3, "top_p": 0.9, "seed": 5},  # each prompt draws from its own generator
+    ]
     for kw in settings:
         batched = monitor_generation(probe, PROMPTS, max_new_tokens=N_NEW, batch_size=8, **kw)
         alone = monitor_generation(probe, PROMPTS, max_new_tokens=N_NEW, batch_size=1, **kw)
@@ -265,5 +269,7 @@ def test_bad_input(probe: Probe) -> None:
         monitor_generation(probe, PROMPTS, threshold="0.5")  # type: ignore[arg-type]
     with pytest.raises(UnknownOptionError, match="unknown score_pooling 'median'; expected one of: last, mean, max"):
         monitor_generation(probe, PROMPTS, score_pooling="median")
-    with pytest.raises(InvalidInputError, match="batch_size must be a positive int; got 0"):
+    with pytest.raises(
+        InvalidInputError, match=r"batch_size must be a positive int \(prompts per batch\) or None .*got 0"
+    ):
         monitor_generation(probe, PROMPTS, batch_size=0)

@@ -79,7 +79,9 @@ def test_bad_input() -> None:
         extract_pooled(loaded, ["a", ""], [0])
     with pytest.raises(InvalidInputError, match="not a single string"):
         extract_pooled(loaded, "hello", [0])
-    with pytest.raises(InvalidInputError, match="batch_size must be a positive int; got 0"):
+    with pytest.raises(
+        InvalidInputError, match=r"batch_size must be a positive int \(prompts per batch\) or None .*got 0"
+    ):
         extract_pooled(loaded, ["a"], [0], batch_size=0)
     with pytest.raises(FastprobeError, match="does not exist"):
         load_model("/nonexistent/model/dir")

@@ -517,7 +517,7 @@ def test_bad_input() -> None:
         Probe(backend="chunked")
     with pytest.raises(InvalidInputError, match="backend='local' does not support remote=True: remote runs go to NDIF"):
         Probe(remote=True)
-    with pytest.raises(InvalidInputError, match="batch_size must be an integer >= 1; got 0"):
+    with pytest.raises(InvalidInputError, match=r"batch_size must be an integer >= 1 or None .*got 0"):
         Probe(batch_size=0)
     with pytest.raises(InvalidInputError, match="single class"):
         Probe(model=model).fit(TRAIN_POS, [1] * len(TRAIN_POS))
@@ -539,9 +539,11 @@ def test_bad_input() -> None:
         ridge.predict("one prompt")
 
 
-def test_remote_extraction_retries_with_backoff_then_gives_up(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_remote_extraction_retries_with_backoff_then_gives_up(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """A failed NDIF run is retried ``max_retries`` times (what completed stays stored); local failures are not."""
     import dataclasses
+
+    fastprobe.set_cache_backend(tmp_path / "cache")  # a cold cache: every fit below extracts
 
     import fastprobe.extraction as extraction
     import fastprobe.features as features_module

@@ -11,19 +11,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from fastprobe import _core
 from fastprobe.exceptions import InvalidInputError, UnknownOptionError
 
 __all__ = [
     "CACHE_TOKENS_MODES",
+    "DEFAULT_BATCH_SIZE",
     "THREAD_VARIABLES",
+    "DefaultBatchSize",
     "cache_root",
     "env",
     "env_cache_dir",
     "env_cache_dtype",
     "env_cache_limit_bytes",
     "env_cache_tokens",
+    "is_auto",
     "set_max_threads",
 ]
 
@@ -167,3 +171,22 @@ def set_max_threads(n: int) -> None:
         pass
     for name in THREAD_VARIABLES:
         os.environ[name] = str(n)
+
+
+class DefaultBatchSize(int):
+    """lmprobe's default batch size (8), marked as not set by the user: batches then fill a token budget."""
+
+    def __reduce__(self) -> str:
+        return "DEFAULT_BATCH_SIZE"  # copies and pickles are this module's one instance
+
+    def __repr__(self) -> str:
+        return "8"
+
+
+#: ``Probe``'s default ``batch_size``: equal to 8 (lmprobe's default) and read as "fill batches to a token budget".
+DEFAULT_BATCH_SIZE = DefaultBatchSize(8)
+
+
+def is_auto(batch_size: Any) -> bool:
+    """Whether ``batch_size`` leaves the batching to the runner (None, or :data:`DEFAULT_BATCH_SIZE`)."""
+    return batch_size is None or isinstance(batch_size, DefaultBatchSize)

@@ -5,7 +5,9 @@ the same way:
 
 1. :func:`model_context` (weights loaded) or :func:`weightless_context` (a meta-device model: the fingerprint and
    the store, no forward pass possible) gives a :class:`ModelContext`: the loaded model, its fingerprint and its
-   activation store. :func:`ready_context` loads the weights only when the cache lacks something.
+   activation store. :func:`ready_context` loads the weights only when the cache lacks something; before that it
+   tries the model's description (:func:`described_context`: the fingerprint and shape recorded the first time the
+   model was loaded, valid while its files are unchanged), which needs neither torch nor transformers.
 2. :func:`ensure_extracted` runs the model on what the store lacks (a no-op for what is there), retrying remote
    runs; ``reads`` (from :func:`reads`) says what the caller will read, so tokens are kept only when needed.
 3. :func:`read_features` reads them back through the store's pooling stage: one pooled row per prompt, or (for a
@@ -25,7 +27,7 @@ import numpy as np
 import fastprobe.extraction as extraction
 import fastprobe.model as model_layer
 from fastprobe.exceptions import FastprobeError
-from fastprobe.store import cache_keeps_tokens, model_store, required_content
+from fastprobe.store import cache_dir, cache_keeps_tokens, model_dirs, model_store, required_content
 from fastprobe.store.pooling import POOLED_VECTORS, PoolingSpec
 
 T = TypeVar("T")
@@ -35,7 +37,10 @@ __all__ = [
     "CachedExtractor",
     "Features",
     "ModelContext",
+    "described_context",
+    "descriptions_dir",
     "ensure_extracted",
+    "is_cached",
     "is_extracted",
     "model_context",
     "pooled_features",
@@ -98,7 +103,56 @@ def model_context(
     loaded = model_layer.load_model(
         model, device=device, dtype=dtype, backend=backend, remote=remote, revision=revision
     )
-    fingerprint = extraction.intervened_fingerprint(model_layer.fingerprint_of(loaded), interventions)
+    clean = model_layer.fingerprint_of(loaded)
+    _remember(loaded, clean, model_layer.check_dtype(dtype))
+    fingerprint = extraction.intervened_fingerprint(clean, interventions)
+    return ModelContext(loaded, fingerprint, model_store(fingerprint), tuple(interventions))
+
+
+def _name(model: Any) -> str | None:
+    """Return the model's name as a fingerprint records it (what the user passed), or None for anything else."""
+    import os
+
+    return os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+
+
+def descriptions_dir() -> Any:
+    """Return where model descriptions are recorded: ``.model-descriptions`` in the cache root in use now."""
+    return cache_dir() / ".model-descriptions"
+
+
+def _remember(loaded: Any, fingerprint: dict[str, Any], dtype: str) -> None:
+    """Record the model's description once per model object in this process (:func:`described_context` reads it)."""
+    if _REMEMBERED.get(id(loaded)) is not loaded:
+        model_layer.remember_model(loaded, fingerprint, dtype, descriptions_dir())
+        _REMEMBERED[id(loaded)] = loaded
+
+
+# id(loaded) -> loaded: the models whose description this process wrote (the object kept, so an id is never reused)
+_REMEMBERED: dict[int, Any] = model_layer.register_model_cache({})
+
+
+def described_context(
+    model: Any,
+    device: str,
+    backend: str,
+    revision: str | None = None,
+    dtype: str | None = None,
+    interventions: Sequence[Any] = (),
+) -> ModelContext | None:
+    """Return the model's context from its recorded description: its fingerprint and store, nothing loaded.
+
+    None when no description is recorded in the cache in use or it no longer holds (a file of the model changed, a
+    library was upgraded, an online Hub branch may have moved): see :func:`fastprobe.model.describe_model`.
+    """
+    found = model_layer.describe_model(
+        model, revision, device, model_layer.check_dtype(dtype), backend, descriptions_dir()
+    )
+    if found is None:
+        return None
+    loaded, clean = found
+    model_layer.adopt_fingerprint(loaded, clean)
+    fingerprint = extraction.intervened_fingerprint(clean, interventions)
     return ModelContext(loaded, fingerprint, model_store(fingerprint), tuple(interventions))
 
 
@@ -113,6 +167,7 @@ def weightless_context(model: Any, device: str, backend: str, revision: str | No
     if loaded is None:
         return None
     fingerprint = model_layer.fingerprint_of(loaded)
+    _remember(loaded, fingerprint, "float32")
     return ModelContext(loaded, fingerprint, model_store(fingerprint))  # the store of the cache directory in use now
 
 
@@ -124,17 +179,28 @@ def ready_context(
     cached: Callable[[ModelContext], bool],
     revision: str | None = None,
     dtype: str | None = None,
+    interventions: Sequence[Any] = (),
 ) -> ModelContext:
     """Return the model's context, loading its weights only when ``cached(context)`` says the cache lacks something.
 
     A run whose activations are all cached never needs a forward pass; on a large model, loading the weights would be
-    most of its time.
+    most of its time. The recorded description is tried first (:func:`described_context`: no torch, no
+    transformers, no files read but a small record), then the weightless skeleton (float32 only), then the full
+    model.
     """
-    if not remote and dtype in (None, "float32"):  # the weightless skeleton is float32: another dtype's store differs
-        light = weightless_context(model, device, backend, revision)
-        if light is not None and cached(light):
-            return light
-    return model_context(model, device, dtype, backend, remote, revision)
+    if remote:
+        return model_context(model, device, dtype, backend, remote, revision, interventions)
+    light = described_context(model, device, backend, revision, dtype, interventions)
+    if light is not None and cached(light):
+        return light
+    # the skeleton (float32, clean) costs a tokenizer and configuration load: worth it only when the cache holds a
+    # store of this model already (filled by another process, or pulled), not on a cold cache
+    name = _name(model)
+    if dtype in (None, "float32") and not interventions and name is not None and model_dirs(name):
+        skeleton = weightless_context(model, device, backend, revision)
+        if skeleton is not None and cached(skeleton):
+            return skeleton
+    return model_context(model, device, dtype, backend, remote, revision, interventions)
 
 
 def reads(*poolings: str | PoolingSpec) -> list[str]:
@@ -170,6 +236,8 @@ def ensure_extracted(
     retried up to ``retries`` times with exponential back-off; what completed is stored, so a retry resumes.
     """
     keep = cache_keeps_tokens(required_content(poolings) == "tokens")
+    if not overwrite and is_cached(ctx, prompts, sites, poolings):  # nothing to run: the model is not even touched
+        return
 
     def run() -> None:
         extraction.extract_to_store(
@@ -212,6 +280,17 @@ def retry_remote(run: Callable[[], T], remote: bool, retries: int, what: str = "
                 stacklevel=stacklevel,
             )
             time.sleep(delay)
+
+
+def is_cached(
+    ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any], poolings: Sequence[str] | None = None
+) -> bool:
+    """Whether :func:`ensure_extracted` with these ``poolings`` (what the caller reads) has nothing to run."""
+    keep = cache_keeps_tokens(required_content(poolings) == "tokens")
+    unique = list(dict.fromkeys(prompts))
+    if not unique:
+        return True
+    return bool(np.all(ctx.store.contains(unique, list(sites), tokens=keep, pooling=poolings)))
 
 
 def is_extracted(ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any], pooling: str) -> bool:

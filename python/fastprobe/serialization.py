@@ -21,6 +21,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from fastprobe._config import DEFAULT_BATCH_SIZE, DefaultBatchSize
 from fastprobe.exceptions import FastprobeError, FastprobeIOError
 
 _TRUSTED_MODULES = ("sklearn.", "fastprobe.")
@@ -46,6 +47,8 @@ class _Encoder:
 
         if value is None or isinstance(value, (bool, str)):
             return value
+        if isinstance(value, DefaultBatchSize):  # lmprobe's default batch size, kept as "not set"
+            return {"__default_batch_size__": int(value)}
         if isinstance(value, (int, float)) and type(value) in (int, float):
             return value
         if isinstance(value, np.generic) and value.dtype.kind in "biuf":
@@ -139,6 +142,8 @@ def decode(doc: Any, arrays: dict[str, np.ndarray], *, trust_pickle: bool) -> An
         return doc
     if "__array__" in doc:
         return arrays[doc["__array__"]].copy()
+    if "__default_batch_size__" in doc:
+        return DEFAULT_BATCH_SIZE
     if "__scalar__" in doc:
         return np.dtype(doc["__scalar__"]).type(doc["value"])
     if "__list_array__" in doc:

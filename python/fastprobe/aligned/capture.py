@@ -200,12 +200,13 @@ class _TemplateRun:
         # never holds every layer's activations at once; other sites are pooled when the step ends (on_step)
         self.streamed = {(s.kind, s.layer): s for s in sites if s.kind in ("resid", "embed")}
         self.folded: set[str] = set()  # the sites pooled in their hooks during the current step
-        self.sampler: Any = None  # the run's Sampler when it samples: seeded per batch
+        self.sampler: Any = None  # the run's Sampler when it samples: seeded per row
+        self.texts: list[str] = []  # the prompts, whose texts seed their rows
 
     def before_batch(self, idx: np.ndarray) -> None:
-        if self.sampler is not None:
-            tags = [f"{self.keys[i][0]}.{self.keys[i][2]}" for i in idx.tolist()]
-            self.sampler.reseed(batch_seed(self.seed, self.name, *tags))
+        if self.sampler is not None:  # a generator per row, seeded by its prompt and sample: batching changes nothing
+            keys = [self.keys[i] for i in idx.tolist()]
+            self.sampler.reseed([batch_seed(self.seed, self.name, self.texts[p], k) for p, _, k in keys])
         self.pools = {(span, s.name): _Pool(self.poolings) for span in SPANS for s in self.sites}
         self.masks = None
 
@@ -304,7 +305,7 @@ def capture_generation(
     seed: int = 0,
     poolings: Sequence[str] = ("mean",),
     chat_template_from: Any = None,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     store: CaptureStore | str | os.PathLike[str] | None = None,
     precision: str | None = None,
@@ -333,8 +334,10 @@ def capture_generation(
         Any of :data:`CAPTURE_POOLINGS`.
     chat_template_from : tokenizer, optional
         Render the templates with this tokenizer's chat template.
-    batch_size : int, default=8
-        Sequences per ``generate`` call (samples of a prompt count one each).
+    batch_size : int or None, default=None
+        Sequences per ``generate`` call (samples of a prompt count one each); None fills each call to the device's
+        token budget, counting each sequence's prompt and ``max_new_tokens``. Each sequence draws from its own
+        generator, seeded by its prompt's text, template and sample, so the batching never changes a continuation.
     progress : bool, default=True
     store : CaptureStore or path, optional
         Stream every finished batch into this :class:`~fastprobe.aligned.CaptureStore` (a directory), keyed by
@@ -404,7 +407,6 @@ def capture_generation(
                 "model": _model_key(loaded),
                 "sites": [s.name for s in resolved],
                 "poolings": list(poolings),
-                "batch_size": batch_size,
                 "chat_template_from": getattr(chat_template_from, "name_or_path", None),
                 "sampler": SAMPLER_VERSION if do_sample else None,
             }
@@ -418,7 +420,7 @@ def capture_generation(
         run = _TemplateRun(
             [ti.token_spans(tok) for ti in inputs], keys, resolved, poolings, eos, seed, template.name or ""
         )
-        run.sampler = sampler
+        run.sampler, run.texts = sampler, prompts
 
         def finished(idx: np.ndarray, keys: list[tuple[int, int, int]] = keys, name: str = names[t]) -> bool:
             return all((prompts[keys[i][0]], name, keys[i][2]) in done for i in idx.tolist())

@@ -357,11 +357,11 @@ class _Run:
         self.stop_index: list[int | None] = []
         self.ended: list[bool] = []
         self.prompt_score: np.ndarray = np.zeros(0)
-        self.sampler: Any = None  # the run's Sampler when it samples: seeded per batch
+        self.sampler: Any = None  # the run's Sampler when it samples: seeded per row
 
     def before_batch(self, idx: np.ndarray) -> None:
-        if self.sampler is not None:
-            self.sampler.reseed(batch_seed("monitor", self.seed, *idx.tolist()))
+        if self.sampler is not None:  # a generator per row, seeded by its prompt's index: batching changes nothing
+            self.sampler.reseed([batch_seed("monitor", self.seed, i) for i in idx.tolist()])
         n = len(idx)
         self.finished = None
         self.tokens = [[] for _ in range(n)]
@@ -445,7 +445,7 @@ def monitor_generation(
     seed: int = 0,
     threshold: float | None = None,
     score_pooling: str = "last",
-    batch_size: int = 8,
+    batch_size: int | None = None,
     add_special_tokens: bool = True,
     progress: bool = False,
 ) -> MonitorResult:
@@ -473,8 +473,9 @@ def monitor_generation(
     score_pooling : {"last", "mean", "max"}, default="last"
         The running statistic compared with ``threshold``: the current token's score, or the mean or maximum of the
         scores of the tokens generated so far.
-    batch_size : int, default=8
-        Prompts per ``generate`` call.
+    batch_size : int or None, default=None
+        Prompts per ``generate`` call; None fills each call to the device's token budget. Each prompt samples from
+        its own generator (seeded by ``seed`` and its index), so the batching never changes what is generated.
     add_special_tokens : bool, default=True
         False for prompts that already hold the tokenizer's special tokens (a chat template's rendering).
     progress : bool, default=False

@@ -20,6 +20,7 @@ from fastprobe.baselines.common import (
     training_data,
 )
 from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnknownOptionError
+from fastprobe.extraction import DEFAULT_BATCH_SIZE
 from fastprobe.features import ModelContext
 from fastprobe.layers import LayerSpec, resolve_layers
 
@@ -52,8 +53,9 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
         Seed of the random direction, of PCA and of the classifier.
     n_components : int, default=10
         Principal components for ``"pca"`` (at most the number of training prompts and of features).
-    batch_size : int, default=8
-        Prompts per forward pass.
+    batch_size : int or None, default=8
+        Prompts per forward pass; left at its default (lmprobe's 8) or None, passes are filled to the device's token
+        budget (see :class:`~fastprobe.Probe`).
     backend : {"local", "nnsight"}, default="local"
     revision : str, optional
         The Hub revision (branch, tag or commit) when ``model`` is a Hub id; None is the default branch.
@@ -101,7 +103,7 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
         remote: bool = False,
         random_state: int | None = None,
         n_components: int = 10,
-        batch_size: int = 8,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         backend: str = "local",
         revision: str | None = None,
     ) -> None:
@@ -142,6 +144,8 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
             raise InvalidInputError("remote=True runs on NDIF through nnsight; pass backend='nnsight'")
         for name in ("n_components", "batch_size"):
             value = getattr(self, name)
+            if name == "batch_size" and value is None:
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise InvalidInputError(f"{name} must be an integer >= 1; got {value!r}")
         if not isinstance(self.layers, (int, np.integer, str, list, tuple, range)) or isinstance(self.layers, bool):
@@ -224,7 +228,7 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
         prompts, y = training_data(positive_prompts, negative_prompts)
         ctx = self._ctx(prompts)
         sites = self._sites(ctx)
-        X = features.pooled_features(ctx, prompts, sites, self.pooling, int(self.batch_size))
+        X = features.pooled_features(ctx, prompts, sites, self.pooling, self.batch_size)
         self._fit_features(X, y, template)
         self.layers_ = sites
         self.model_fingerprint_ = ctx.fingerprint
@@ -237,7 +241,7 @@ class ActivationBaseline(PromptClassifier, BaseEstimator):
         prompts = check_prompts(prompts, "prompts", non_empty=True)
         ctx = self._ctx(prompts)
         check_model(self.model_fingerprint_, ctx, "baseline")
-        X = features.pooled_features(ctx, prompts, self.layers_, self.pooling, int(self.batch_size))
+        X = features.pooled_features(ctx, prompts, self.layers_, self.pooling, self.batch_size)
         self._check_width(X)
         return self._project(X, fit=False)
 

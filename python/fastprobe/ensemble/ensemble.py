@@ -307,7 +307,7 @@ class ProbeEnsemble:
         if self.is_bootstrap:  # drawn first: a failed draw costs no extraction
             rng = np.random.default_rng(self.random_state)
             draws = [resample(rng, y, g, w) for _ in self.probes_]
-        members = plan_members(self.probes_, self.voting, remote, training=True)
+        members = plan_members(self.probes_, self.voting, remote, training=True, prompts=prompts)
         warm(members, prompts, lambda m: features.reads(m.train, m.spec))
         fit_members(members, prompts, y, w, draws, remote)
         self.resample_indices_ = [d for d in draws if d is not None] if self.is_bootstrap else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,7 +18,7 @@ from fastprobe.features import ModelContext
 from fastprobe.layers import LAYER_SPECS, resolve_layers
 from fastprobe.model import model_identity
 from fastprobe.probe import Probe
-from fastprobe.probe.config import check_params, layers_to_extract, probe_context, retries
+from fastprobe.probe.config import cached_reads, check_params, layers_to_extract, probe_context, retries
 from fastprobe.probe.config import check_same_model as check_probe_model
 from fastprobe.probe.pipeline import fit_matrix, predict_proba_rows, predict_rows, proba_spec
 from fastprobe.store.pooling import PoolingSpec
@@ -105,8 +105,13 @@ def fit_one(
     probe.model_fingerprint_ = m.ctx.fingerprint
 
 
-def plan_members(probes: list[Probe], voting: str, remote: bool | None, *, training: bool) -> list[Member]:
-    """Return every member's plan: context, layers and poolings; refuse members on different models."""
+def plan_members(
+    probes: list[Probe], voting: str, remote: bool | None, *, training: bool, prompts: Sequence[str] = ()
+) -> list[Member]:
+    """Return every member's plan: context, layers and poolings; refuse members on different models.
+
+    A member whose reads of ``prompts`` are all cached gets its context without loading the model's weights.
+    """
     members = []
     for i, probe in enumerate(probes):
         train, spec, template = check_params(probe)
@@ -116,10 +121,17 @@ def plan_members(probes: list[Probe], voting: str, remote: bool | None, *, train
                 f"{type(template).__name__} does not support predict_proba; use voting='hard' or a classifier "
                 "with probabilities"
             )
-        ctx = probe_context(probe, remote)
+
+        def layers_of(n_layers: int, probe: Probe = probe) -> list[int]:
+            if training:
+                return list(layers_to_extract(probe, n_layers))
+            return list(probe.layers_) if probe.layers_ else list(resolve_layers(probe.layers, n_layers))
+
+        reads = features.reads(train, spec) if training else features.reads(spec)
+        ctx = probe_context(probe, remote, cached_reads(prompts, layers_of, reads) if prompts else None)
         n_layers = ctx.loaded.n_layers
         if training:
-            layers = layers_to_extract(probe, n_layers)
+            layers = layers_of(n_layers)
             fast = plain_layers(probe.layers)
         else:
             check_probe_model(probe, ctx)
@@ -189,7 +201,7 @@ def member_outputs(
     mean over tokens for ``inference_pooling="all"``) and ``"labels"`` (the member's ``predict``).
     """
     prompts = check_prompts(prompts, "prompts", non_empty=True)
-    members = plan_members(probes, voting, remote, training=False)
+    members = plan_members(probes, voting, remote, training=False, prompts=prompts)
     warm(members, prompts, lambda m: features.reads(m.spec))
     cache: dict[tuple[Any, ...], tuple[np.ndarray, np.ndarray | None]] = {}
     out: dict[str, list[np.ndarray]] = {kind: [] for kind in kinds}

@@ -8,6 +8,8 @@ The package's modules, in the order data flows through them:
 - :mod:`~fastprobe.extraction.ablation`: :class:`HeadAblation` and :class:`EdgeAblation`, interventions with
   positions per prompt; :mod:`~fastprobe.extraction.attention` routes a model's attention calls through handlers
   (edge masks, reading chosen query rows); :mod:`~fastprobe.extraction.batch` is the pass in flight.
+- :mod:`~fastprobe.extraction.batching`: prompts per batch, or batches filled to the device's token budget when no
+  batch size is set (:data:`DEFAULT_BATCH_SIZE`, lmprobe's default of 8, counts as not set).
 - :mod:`~fastprobe.extraction.runner`: prompts batched by token length, the plan's hooks installed, a CUDA
   out-of-memory error halving the batch, a progress bar, the pass stopped right after the deepest site (no later
   block, no language-model head, no KV cache): :func:`~fastprobe.extraction.runner.forward_batches`; and
@@ -31,6 +33,7 @@ from fastprobe.extraction.ablation import (
     parse_heads,
     prefix_safe,
 )
+from fastprobe.extraction.batching import DEFAULT_BATCH_SIZE, token_budget
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, build_plan
 from fastprobe.extraction.runner import Generation, forward_batches, generate_batches
 from fastprobe.extraction.to_store import FLOAT16_MAX, extract_at, extract_pooled, extract_to_store, storage_dtype
@@ -49,6 +52,7 @@ from fastprobe.model import (
 __all__ = [
     "ABLATION_MODES",
     "BACKENDS",
+    "DEFAULT_BATCH_SIZE",
     "FLOAT16_MAX",
     "MODEL_DTYPES",
     "Captured",
@@ -74,5 +78,6 @@ __all__ = [
     "prefix_safe",
     "resolve_device",
     "storage_dtype",
+    "token_budget",
     "tokenize",
 ]

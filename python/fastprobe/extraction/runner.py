@@ -17,6 +17,7 @@ import numpy as np
 from fastprobe.exceptions import FastprobeError, InvalidInputError
 from fastprobe.extraction.ablation import HeadAblation
 from fastprobe.extraction.attention import attention_handlers, attention_rows
+from fastprobe.extraction.batching import Batches, check_batch_size, is_auto, token_budget
 from fastprobe.extraction.nnsight import first_tensor, module_paths, trace_batch
 from fastprobe.extraction.plan import Captured, ExtractionPlan, Intervention, Read, build_plan
 from fastprobe.model import LoadedModel, accepts_kwarg, causal_lm, length_order, pad_batch, tokenize
@@ -30,22 +31,12 @@ __all__ = [
     "generate_batches",
     "head_means",
     "install_hooks",
+    "plan_batches",
 ]
 
 
 class StopForward(Exception):
     """Raised by the last hook a pass needs, to end the forward pass early."""
-
-
-def check_batch_size(batch_size: Any) -> None:
-    """Refuse a batch size that is not a positive int.
-
-    Raises
-    ------
-    InvalidInputError
-    """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be a positive int; got {batch_size!r}")
 
 
 def _oom_errors() -> tuple[type[BaseException], ...]:
@@ -132,31 +123,6 @@ def install_hooks(plan: ExtractionPlan, state: _Capture) -> list[Any]:
     return handles
 
 
-class _Chunks:
-    """The batches still to run, as a stack; an out-of-memory error re-splits the rest at half the size."""
-
-    def __init__(self, order: list[int], size: int) -> None:
-        self.size = size
-        self._stack = self._split(order)
-
-    def _split(self, order: list[int]) -> list[list[int]]:
-        stack = [order[i : i + self.size] for i in range(0, len(order), self.size)]
-        stack.reverse()  # the next batch is at the end
-        return stack
-
-    def __bool__(self) -> bool:
-        return bool(self._stack)
-
-    def pop(self) -> list[int]:
-        return self._stack.pop()
-
-    def halve(self, chunk: list[int]) -> None:
-        """Put ``chunk`` back in front of the rest, everything in batches of half its size."""
-        self.size = max(1, len(chunk) // 2)
-        rest = [i for c in reversed(self._stack) for i in c]
-        self._stack = self._split(list(chunk) + rest)
-
-
 class _Progress:
     """A progress bar of prompts, with tokens per second beside it."""
 
@@ -177,8 +143,10 @@ class _Progress:
         self.bar.close()
 
 
-def _out_of_memory(loaded: LoadedModel, chunk: list[int], rows: list[dict[str, list[int]]], err: BaseException) -> None:
-    """Refuse a single prompt that does not fit; otherwise warn that the batch size is halved."""
+def _out_of_memory(
+    loaded: LoadedModel, chunk: list[int], rows: list[dict[str, list[int]]], err: BaseException, chunks: Batches
+) -> None:
+    """Refuse a single prompt that does not fit; otherwise halve the batches and warn."""
     import torch
 
     if len(chunk) == 1:
@@ -186,14 +154,32 @@ def _out_of_memory(loaded: LoadedModel, chunk: list[int], rows: list[dict[str, l
             f"out of memory on {loaded.device} running a single prompt of "
             f"{len(rows[chunk[0]]['input_ids'])} tokens; use a smaller dtype or another device"
         ) from err
+    limit = chunks.halve(chunk)
     warnings.warn(
-        f"out of memory on {loaded.device} with a batch of {len(chunk)} prompts; retrying with "
-        f"batch_size={max(1, len(chunk) // 2)}",
+        f"out of memory on {loaded.device} with a batch of {len(chunk)} prompts; retrying with {limit}",
         RuntimeWarning,
         stacklevel=4,
     )
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def plan_batches(loaded: LoadedModel, order: list[int], lengths: list[int], batch_size: int | None) -> Batches:
+    """Return the batches of a run: ``batch_size`` prompts each, or (None, or the probe's default) a token budget.
+
+    ``lengths``: each prompt's padded token count (for generation, its prompt and the new tokens).
+    """
+    if not is_auto(batch_size):
+        assert batch_size is not None
+        return Batches(order, lengths, int(batch_size))
+    config = getattr(loaded.model, "config", None)
+    intermediate = int(getattr(config, "intermediate_size", 0) or 0)
+    try:
+        width = next(loaded.model.parameters()).element_size()
+    except (AttributeError, StopIteration, TypeError):
+        width = 4
+    budget = token_budget(loaded.device, loaded.hidden_size, intermediate, width)
+    return Batches(order, lengths, None, budget)
 
 
 def _run_pass(
@@ -221,7 +207,9 @@ def _run_pass(
     return dict(state.captured)
 
 
-def head_means(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[int], batch_size: int = 8) -> dict[int, Any]:
+def head_means(
+    loaded: LoadedModel, texts: Sequence[str], layers: Sequence[int], batch_size: int | None = None
+) -> dict[int, Any]:
     """Each block's mean output-projection input over every real token of ``texts``, by head: ``(heads, head_dim)``.
 
     What a mean head ablation puts in place of a head (float32, on the model's device).
@@ -239,7 +227,9 @@ def head_means(loaded: LoadedModel, texts: Sequence[str], layers: Sequence[int],
     return {layer: total / count for layer, total in sums.items()}
 
 
-def _reference_means(loaded: LoadedModel, interventions: Sequence[Any], batch_size: int) -> dict[int, Any] | None:
+def _reference_means(
+    loaded: LoadedModel, interventions: Sequence[Any], batch_size: int | None
+) -> dict[int, Any] | None:
     """Return the means the mean head ablations among ``interventions`` need (None when there are none)."""
     from fastprobe.model import anatomy
 
@@ -257,7 +247,7 @@ def forward_batches(
     loaded: LoadedModel,
     prompts: Sequence[str],
     sites: Sequence[Site],
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     *,
     interventions: Sequence[Any] = (),
@@ -277,7 +267,8 @@ def forward_batches(
     prompts : sequence of str
     sites : sequence of Site
         Resolved sites (:func:`fastprobe.sites.resolve_sites`).
-    batch_size : int, default=8
+    batch_size : int or None, default=None
+        Prompts per batch; None fills each batch to the device's token budget (:mod:`fastprobe.extraction.batching`).
     progress : bool, default=True
     interventions : sequence of Intervention, HeadAblation or EdgeAblation, default=()
         What the passes change (local backend only).
@@ -324,7 +315,7 @@ def forward_batches(
         queries = list(attention_queries or [])
         layers = set(range(plan.body.n_layers) if attention_layers is None else attention_layers)
         handlers.append(attention_rows(layers, lambda: plan.context.first + _batch_queries(plan, queries), rows_out))
-    chunks = _Chunks(length_order(prompts, rows), batch_size)
+    chunks = plan_batches(loaded, length_order(prompts, rows), lengths, batch_size)
     state = _Capture(plan, stop=lm is None)
     handles = install_hooks(plan, state) if loaded.backend == "local" else []
     paths = module_paths(loaded.model) if loaded.backend == "nnsight" else {}
@@ -350,8 +341,7 @@ def forward_batches(
             except _oom_errors() as err:
                 state.captured.clear()
                 del batch
-                _out_of_memory(loaded, chunk, rows, err)
-                chunks.halve(chunk)
+                _out_of_memory(loaded, chunk, rows, err, chunks)
                 continue
             state.check(loaded.model, captured)
             done = Captured(idx, mask, captured, plan.body)
@@ -433,7 +423,7 @@ def generate_batches(
     loaded: LoadedModel,
     prompts: Sequence[str],
     sites: Sequence[Site],
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     *,
     interventions: Sequence[Intervention] = (),
@@ -455,7 +445,8 @@ def generate_batches(
         A local model with its files (``backend="local"``).
     prompts : sequence of str
     sites : sequence of Site
-    batch_size : int, default=8
+    batch_size : int or None, default=None
+        Prompts per batch; None fills each batch to the device's token budget (:mod:`fastprobe.extraction.batching`).
     progress : bool, default=True
     interventions : sequence of Intervention, default=()
     add_special_tokens : bool, default=True
@@ -492,7 +483,9 @@ def generate_batches(
     lm = causal_lm(loaded)
     plan = build_plan(lm, list(sites), interventions)
     rows = tokenize(loaded, prompts, add_special_tokens)
-    chunks = _Chunks(length_order(prompts, rows), batch_size)
+    new_tokens = int(generate_kwargs.get("max_new_tokens") or 0)
+    lengths = [len(r["input_ids"]) + new_tokens for r in rows]
+    chunks = plan_batches(loaded, length_order(prompts, rows), lengths, batch_size)
     state = _Capture(plan, stop=False)
     fed: list[Any] = []
     steps: list[dict[tuple[str, int], Any]] = []

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastprobe.exceptions import ArgumentTypeError, InvalidInputError
@@ -99,20 +99,30 @@ class Sampler:
         self.top_k = int(top_k)
         if self.top_k < 0:
             raise InvalidInputError(f"top_k must be at least 0 (0: no top-k filter); got {top_k!r}")
-        self.seed = 0
-        self._generator: Any = None
+        self.seed: int | list[int] = 0
+        self._generator: list[Any] | None = None
 
-    def reseed(self, seed: int) -> None:
-        """Seed the draws that follow (a fresh generator on the logits' device at the next step)."""
-        self.seed, self._generator = int(seed), None
+    def reseed(self, seed: int | Sequence[int]) -> None:
+        """Seed the draws that follow: one seed for the batch, or one per row (fresh generators at the next step).
 
-    def _gen(self, device: Any) -> Any:
+        With a seed per row, each row draws from its own generator, one uniform number per step, so its tokens do
+        not depend on the rows batched with it (nor on the batch size).
+        """
+        self.seed = [int(v) for v in seed] if isinstance(seed, Sequence) else int(seed)
+        self._generator = None
+
+    def _uniforms(self, rows: int, device: Any) -> Any:
+        """One uniform number in [0, 1) per row, float64, from the batch's generator or each row's own."""
         import torch
 
-        if self._generator is None or self._generator.device != device:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed)
-        return self._generator
+        seeds = self.seed if isinstance(self.seed, list) else [self.seed]
+        if self._generator is None or self._generator[0].device != torch.device(device):
+            self._generator = [torch.Generator(device=device).manual_seed(v) for v in seeds]
+        if not isinstance(self.seed, list):
+            return torch.rand(rows, generator=self._generator[0], dtype=torch.float64, device=device)
+        if len(self._generator) != rows:
+            raise InvalidInputError(f"the sampler was seeded for {len(self._generator)} rows; this batch has {rows}")
+        return torch.cat([torch.rand(1, generator=g, dtype=torch.float64, device=device) for g in self._generator])
 
     def candidates(self, logits: Any) -> tuple[Any, Any]:
         """Return each row's candidate token ids and their weights (unnormalized; 0 outside the nucleus)."""
@@ -141,13 +151,19 @@ class Sampler:
         return ids, torch.where(keep, p, torch.zeros_like(p))
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
-        """Draw one token per row; return scores that are 0 at it and -inf elsewhere (``input_ids`` is unused)."""
+        """Draw one token per row; return scores that are 0 at it and -inf elsewhere (``input_ids`` is unused).
+
+        The draw inverts the nucleus's cumulative weights at one uniform number per row: what a row draws depends
+        only on its own logits and generator.
+        """
         import torch
 
         ids, weights = self.candidates(scores)
-        drawn = ids.gather(1, torch.multinomial(weights, 1, generator=self._gen(weights.device)))
+        cdf = weights.cumsum(dim=-1)
+        u = self._uniforms(weights.shape[0], weights.device) * cdf[:, -1]
+        j = torch.searchsorted(cdf, u[:, None], right=True).clamp_max(weights.shape[1] - 1)
         out = torch.full_like(scores, -math.inf)
-        return out.scatter_(1, drawn, 0.0)
+        return out.scatter_(1, ids.gather(1, j), 0.0)
 
 
 def sampling_kwargs(do_sample: bool, temperature: float, top_p: float, top_k: int) -> tuple[dict[str, Any], Any]:

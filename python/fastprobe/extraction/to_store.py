@@ -37,7 +37,7 @@ def extract_pooled(
     sites: SiteSpec | Sequence[SiteSpec],
     poolings: Sequence[str] = ("last_token",),
     *,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     interventions: Sequence[Intervention] = (),
 ) -> dict[str, np.ndarray]:
@@ -55,7 +55,8 @@ def extract_pooled(
     poolings : sequence of str, default=("last_token",)
         The poolings to compute from the same forward pass. With only ``"last_token"`` / ``"first_token"``, head
         sites are computed at that one position per prompt.
-    batch_size : int, default=8
+    batch_size : int or None, default=None
+        Prompts per batch; None fills each batch to the device's token budget (:mod:`fastprobe.extraction.batching`).
         Prompts per forward pass (halved on a CUDA out-of-memory error).
     progress : bool, default=True
         Show a progress bar (prompts/s and tokens/s).
@@ -111,7 +112,7 @@ def extract_at(
     positions: Sequence[int],
     sites: SiteSpec | Sequence[SiteSpec],
     *,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     interventions: Sequence[Any] = (),
 ) -> np.ndarray:
@@ -128,7 +129,8 @@ def extract_at(
     sites : int, str or a sequence of them
         Concatenated in forward-pass order (:func:`fastprobe.sites.resolve_sites`); a head site is computed at the
         position only.
-    batch_size : int, default=8
+    batch_size : int or None, default=None
+        Prompts per batch; None fills each batch to the device's token budget (:mod:`fastprobe.extraction.batching`).
     progress : bool, default=True
     interventions : sequence, default=()
         Interventions, head or edge ablations active during the passes.
@@ -190,7 +192,7 @@ def extract_to_store(
     sites: SiteSpec | Sequence[SiteSpec],
     store: ActivationStore,
     *,
-    batch_size: int = 8,
+    batch_size: int | None = None,
     progress: bool = True,
     record_prompts: int = 64,
     overwrite: bool = False,
@@ -220,7 +222,8 @@ def extract_to_store(
         Layers or site names (:mod:`fastprobe.sites`); each is stored under its :attr:`~fastprobe.sites.Site.store_id`.
     store : ActivationStore
         Where to write.
-    batch_size : int, default=8
+    batch_size : int or None, default=None
+        Prompts per batch; None fills each batch to the device's token budget (:mod:`fastprobe.extraction.batching`).
         Prompts per forward pass (halved on a CUDA out-of-memory error).
     progress : bool, default=True
         Show a progress bar.
@@ -308,7 +311,7 @@ def _extract_group(
     prompts: list[str],
     sites: list[Site],
     store: ActivationStore,
-    batch_size: int,
+    batch_size: int | None,
     progress: bool,
     record_prompts: int,
     keep_tokens: bool,

@@ -8,7 +8,9 @@ when online, as transformers does, and its fingerprint names the exact commit an
 
 The loaders, each memoized per process and freed by :func:`clear_model_cache`: :func:`load_model` (the body, for
 extraction), :func:`load_weightless` (a meta-device skeleton: fingerprint and store without weights),
-:func:`causal_lm` (the model with its language-model head) and :func:`sentence_encoder`. Beside them:
+:func:`causal_lm` (the model with its language-model head) and :func:`sentence_encoder`; and without loading
+anything, :func:`describe_model` (the fingerprint and shape :func:`remember_model` recorded, valid while the model's
+files are unchanged). Beside them:
 :func:`model_fingerprint` / :func:`fingerprint_of` / :func:`model_identity`, the tokens
 (:func:`tokenize`, :func:`pad_batch`) and the architectures table (:func:`anatomy`, :func:`decoder_blocks`).
 
@@ -25,8 +27,9 @@ from fastprobe.model.architectures import (
     anatomy,
     decoder_blocks,
 )
+from fastprobe.model.description import describe_model, file_versions, remember_model
 from fastprobe.model.encoders import sentence_encoder, sentence_model_here
-from fastprobe.model.fingerprint import fingerprint_of, model_fingerprint, model_identity
+from fastprobe.model.fingerprint import adopt_fingerprint, fingerprint_of, model_fingerprint, model_identity
 from fastprobe.model.lm import causal_lm, load_with_head
 from fastprobe.model.loading import (
     BACKENDS,
@@ -59,12 +62,15 @@ __all__ = [
     "LoadedModel",
     "ModelSource",
     "accepts_kwarg",
+    "adopt_fingerprint",
     "anatomy",
     "as_loaded",
     "causal_lm",
     "check_dtype",
     "clear_model_cache",
     "decoder_blocks",
+    "describe_model",
+    "file_versions",
     "fingerprint_of",
     "from_pretrained",
     "import_nnsight",
@@ -77,6 +83,7 @@ __all__ = [
     "pad_batch",
     "quantization_kwargs",
     "register_model_cache",
+    "remember_model",
     "resolve_device",
     "resolve_model",
     "resolve_position",

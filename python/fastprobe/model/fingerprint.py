@@ -8,7 +8,7 @@ from fastprobe.model.loading import LoadedModel
 from fastprobe.model.registry import register_model_cache
 from fastprobe.model.source import weights_digest
 
-__all__ = ["fingerprint_of", "model_fingerprint", "model_identity"]
+__all__ = ["adopt_fingerprint", "fingerprint_of", "model_fingerprint", "model_identity"]
 
 
 def model_fingerprint(loaded: LoadedModel, site: str = "residual") -> dict[str, Any]:
@@ -73,6 +73,18 @@ def fingerprint_of(loaded: LoadedModel) -> dict[str, Any]:
         memo = (loaded, model_fingerprint(loaded))
         _FINGERPRINTS[id(loaded)] = memo
     return memo[1]
+
+
+def adopt_fingerprint(loaded: LoadedModel, fingerprint: dict[str, Any]) -> None:
+    """Make ``fingerprint`` what :func:`fingerprint_of` returns for ``loaded`` (a model described, not loaded).
+
+    Parameters
+    ----------
+    loaded : LoadedModel
+    fingerprint : dict
+        Its fingerprint, as recorded when the model was loaded (:func:`~fastprobe.model.describe_model`).
+    """
+    _FINGERPRINTS[id(loaded)] = (loaded, fingerprint)
 
 
 def model_identity(fp: dict[str, Any]) -> tuple[Any, ...]:

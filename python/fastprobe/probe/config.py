@@ -7,6 +7,7 @@ that ``Probe``, ``ProbeEnsemble`` and the layer sweep share them.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -27,6 +28,7 @@ __all__ = [
     "PROBE_BACKENDS",
     "TASKS",
     "ProbeSetup",
+    "cached_reads",
     "check_params",
     "check_same_model",
     "layers_to_extract",
@@ -108,8 +110,11 @@ def check_params(probe: Any, *, construction: bool = False) -> ProbeSetup:
             f"Unknown compute_backend {probe.compute_backend!r}; expected one of: {', '.join(COMPUTE_BACKENDS)} "
             "(fastprobe's Rust solvers replace cuML)"
         )
-    if isinstance(probe.batch_size, bool) or not isinstance(probe.batch_size, int) or probe.batch_size < 1:
-        raise InvalidInputError(f"batch_size must be an integer >= 1; got {probe.batch_size!r}")
+    bs = probe.batch_size
+    if bs is not None and (isinstance(bs, bool) or not isinstance(bs, int) or bs < 1):
+        raise InvalidInputError(
+            f"batch_size must be an integer >= 1 or None (batches filled to a token budget); got {bs!r}"
+        )
     if not isinstance(probe.layers, (int, np.integer, str, list, tuple, range)):
         raise InvalidInputError(f"layers must be an int, a list of ints or a string; got {probe.layers!r}")
     if isinstance(probe.layers, str) and not is_sweep(probe.layers) and not is_auto(probe.layers):
@@ -193,18 +198,34 @@ def require_model(probe: Any) -> None:
         )
 
 
-def probe_context(probe: Any, remote: bool | None = None) -> features.ModelContext:
-    """Return the probe's model context (weights loaded), ``remote`` overriding the probe's own setting."""
+def probe_context(
+    probe: Any, remote: bool | None = None, cached: Callable[[features.ModelContext], bool] | None = None
+) -> features.ModelContext:
+    """Return the probe's model context, ``remote`` overriding the probe's own setting.
+
+    With ``cached`` (a test of a context: does its store hold everything the call reads?), the weights are loaded
+    only when it answers False (:func:`fastprobe.features.ready_context`); without it, always.
+    """
     require_model(probe)
-    return features.model_context(
+    args = (
         probe.model,
         probe.device,
-        probe.dtype,
         probe.backend,
         bool(probe.remote if remote is None else remote),
-        getattr(probe, "revision", None),  # None for probes unpickled from before it existed
-        tuple(getattr(probe, "interventions", None) or ()),
     )
+    revision = getattr(probe, "revision", None)  # None for probes unpickled from before it existed
+    interventions = tuple(getattr(probe, "interventions", None) or ())
+    if cached is None:
+        model, device, backend, far = args
+        return features.model_context(model, device, probe.dtype, backend, far, revision, interventions)
+    return features.ready_context(*args, cached, revision, probe.dtype, interventions)
+
+
+def cached_reads(
+    prompts: Sequence[str], layers_of: Callable[[int], Sequence[Any]], poolings: Sequence[str] | None
+) -> Callable[[features.ModelContext], bool]:
+    """Return a test of a context: are ``prompts`` stored at ``layers_of(n_layers)`` for every read in ``poolings``."""
+    return lambda ctx: features.is_cached(ctx, prompts, layers_of(ctx.loaded.n_layers), poolings)
 
 
 def retries(probe: Any, max_retries: int | None = None) -> int:

@@ -12,7 +12,7 @@ from fastprobe import features
 from fastprobe._validation import check_prompts
 from fastprobe.estimators import LogisticProbe, MassMeanProbe, RidgeClassifierProbe, RidgeProbe
 from fastprobe.exceptions import InvalidInputError, NotFittedError, UnknownOptionError
-from fastprobe.probe.config import check_params, probe_context, retries
+from fastprobe.probe.config import cached_reads, check_params, probe_context, retries
 from fastprobe.probe.inspection import pyplot
 from fastprobe.probe.pipeline import fit_matrix, standard_scaler_from, training_rows
 
@@ -55,10 +55,11 @@ class LayerSweepResult:
         """Extract every swept layer for the prompts in one pass."""
         first = self.probes[self.layers[0]]
         spec = check_params(first).inference
-        ctx = probe_context(first, remote)
         prompts = check_prompts(prompts, "prompts")
+        reads = features.reads(spec)
+        ctx = probe_context(first, remote, cached_reads(prompts, lambda _n: self.layers, reads))
         bs = batch_size or first.batch_size
-        features.ensure_extracted(ctx, prompts, self.layers, bs, retries(first), features.reads(spec))
+        features.ensure_extracted(ctx, prompts, self.layers, bs, retries(first), reads)
 
     def score(self, prompts: Sequence[str], labels: Any) -> dict[int, float]:
         """Accuracy (R^2 for regression) of every layer's probe."""

@@ -18,7 +18,14 @@ from fastprobe._validation import check_prompts
 from fastprobe.estimators import LayerScaler, PerLayerScaler
 from fastprobe.exceptions import InvalidInputError, ShapeMismatchError, UnsupportedMethodError
 from fastprobe.layers import resolve_layers
-from fastprobe.probe.config import check_params, check_same_model, preprocessing_steps, probe_context, retries
+from fastprobe.probe.config import (
+    cached_reads,
+    check_params,
+    check_same_model,
+    preprocessing_steps,
+    probe_context,
+    retries,
+)
 from fastprobe.profiling import section
 from fastprobe.store.pooling import PoolingSpec, reduce_scores
 
@@ -233,12 +240,17 @@ def inference_rows(
     check_fitted(probe)
     spec = check_params(probe).inference
     prompts = check_prompts(prompts, "prompts", non_empty=True)
-    ctx = probe_context(probe, remote)
+    reads = features.reads(spec)
+
+    def layers_of(n_layers: int) -> list[int]:
+        return list(probe.layers_) if probe.layers_ else list(resolve_layers(probe.layers, n_layers))
+
+    ctx = probe_context(probe, remote, cached_reads(prompts, layers_of, reads))
     check_same_model(probe, ctx)
     if not probe.layers_:
         probe.layers_ = resolve_layers(probe.layers, ctx.loaded.n_layers)
     with section("extract_and_pool"):
         bs = batch_size or probe.batch_size
-        features.ensure_extracted(ctx, prompts, probe.layers_, bs, retries(probe), features.reads(spec))
+        features.ensure_extracted(ctx, prompts, probe.layers_, bs, retries(probe), reads)
         read = features.read_features(ctx, prompts, probe.layers_, spec.base if spec.stage == "activation" else "all")
     return spec, read.X, read.offsets

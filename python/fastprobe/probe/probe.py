@@ -21,10 +21,19 @@ from sklearn.base import BaseEstimator
 
 from fastprobe import features
 from fastprobe._validation import check_labels, check_prompts, check_training_data
+from fastprobe.extraction import DEFAULT_BATCH_SIZE
 from fastprobe.layers import LayerSpec, is_auto, is_sweep, resolve_layers
 from fastprobe.metrics import eval_hash
 from fastprobe.probe import evaluation, inspection, pipeline
-from fastprobe.probe.config import FITTED, check_params, layers_to_extract, probe_context, require_model, retries
+from fastprobe.probe.config import (
+    FITTED,
+    cached_reads,
+    check_params,
+    layers_to_extract,
+    probe_context,
+    require_model,
+    retries,
+)
 from fastprobe.probe.layer_sweep import LayerSweepResult, run_sweep
 from fastprobe.probe.methods import ActivationMethods, LayerMethods, PersistenceMethods
 from fastprobe.profiling import profiled, section
@@ -71,8 +80,10 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         Run the model on NDIF through nnsight (``backend="nnsight"``; needs ``NDIF_API_KEY``).
     random_state : int, optional
         Seed for the estimators that take one.
-    batch_size : int, default=8
-        Prompts per forward pass.
+    batch_size : int or None, default=8
+        Prompts per forward pass. Left at its default (lmprobe's 8, :data:`~fastprobe.extraction.DEFAULT_BATCH_SIZE`)
+        or None, each pass is filled to the device's token budget instead (faster; results differ by float rounding
+        at most); any number given, 8 included, is honoured.
     auto_candidates : list of float or int, optional
         Candidate layers of ``layers="auto"`` / ``"fast_auto"``: fractions of the depth (all floats in [0, 1]) or
         layer indices. None: 0.25, 0.5 and 0.75 of the depth.
@@ -168,7 +179,7 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         device: str = "auto",
         remote: bool = False,
         random_state: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         auto_candidates: Any = None,
         auto_alpha: float = 0.01,
         normalize_layers: bool | str = True,
@@ -263,20 +274,24 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         prompts, y, w = check_training_data(
             positive_prompts, negative_prompts, sample_weight, classification=self.task == "classification"
         )
-        with section("extract_and_pool"):
-            ctx = probe_context(self, remote)
+        reads = features.reads(train, spec)
+        sweep = is_sweep(self.layers)
+
+        def layers_of(n_layers: int) -> list[int]:
+            return list(resolve_layers(self.layers, n_layers)) if sweep else layers_to_extract(self, n_layers)
+
+        with section("extract_and_pool"):  # the weights load only when the cache lacks something
+            ctx = probe_context(self, remote, None if invalidate_cache else cached_reads(prompts, layers_of, reads))
         bs = batch_size or self.batch_size
         n_retries = retries(self, max_retries)
-        if is_sweep(self.layers):
-            layers = resolve_layers(self.layers, ctx.loaded.n_layers)
+        layers = layers_of(ctx.loaded.n_layers)
+        if sweep:
             result = run_sweep(self, ctx, prompts, y, w, layers, bs, n_retries, invalidate_cache)
             self.sweep_result_ = result
             self._adopt(result.probes[result.layers[0]])
             return self
         self.sweep_result_ = None
-        layers = layers_to_extract(self, ctx.loaded.n_layers)
         with section("extract_and_pool"):
-            reads = features.reads(train, spec)
             features.ensure_extracted(ctx, prompts, layers, bs, n_retries, reads, invalidate_cache)
             X, y_rows, w_rows = pipeline.training_rows(ctx, prompts, layers, train, y, w)
         if is_auto(self.layers):
@@ -305,11 +320,12 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
             Overrides for this call.
         """
         train, spec, _ = check_params(self)
-        ctx = probe_context(self, remote)
-        layers = layers_to_extract(self, ctx.loaded.n_layers)
         prompts = check_prompts(prompts, "prompts")
+        reads = features.reads(train, spec)
+        ctx = probe_context(self, remote, cached_reads(prompts, lambda n: layers_to_extract(self, n), reads))
+        layers = layers_to_extract(self, ctx.loaded.n_layers)
         bs = batch_size or self.batch_size
-        features.ensure_extracted(ctx, prompts, layers, bs, retries(self, max_retries), features.reads(train, spec))
+        features.ensure_extracted(ctx, prompts, layers, bs, retries(self, max_retries), reads)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         if "_n_blocks" in state:  # pickled before fastprobe's reorganisation: the block count's earlier name
@@ -482,7 +498,7 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         device: str = "auto",
         remote: bool = False,
         random_state: int | None = None,
-        batch_size: int = 8,
+        batch_size: int | None = DEFAULT_BATCH_SIZE,
         backend: str = "local",
         dtype: str | None = None,
         normalize_layers: bool | str = True,
@@ -543,8 +559,10 @@ class Probe(LayerMethods, ActivationMethods, PersistenceMethods, BaseEstimator):
         prompts, y, w = check_training_data(
             positive_prompts, negative_prompts, sample_weight, classification=task == "classification"
         )
-        ctx = probe_context(setup)
-        resolved = resolve_layers(layers, ctx.loaded.n_layers)
+        train, spec, _ = check_params(setup)
+        reads = features.reads(train, spec)
+        ctx = probe_context(setup, cached=cached_reads(prompts, lambda n: list(resolve_layers(layers, n)), reads))
+        resolved = list(resolve_layers(layers, ctx.loaded.n_layers))
         return run_sweep(setup, ctx, prompts, y, w, resolved, batch_size, retries(setup))
 
 
