@@ -71,6 +71,7 @@ bench: $(EXT) ## Benchmarks, side by side with the competitors, into bench-resul
 	$(PY) benches/store_vs_lmprobe.py --out bench-results/store.json
 	$(PY) benches/solvers_vs_sklearn.py --out bench-results/solvers.json
 	$(PY) benches/extraction_vs_lmprobe.py --out bench-results/extraction.json
+	$(PY) benches/batching.py --out bench-results/batching.json
 	$(PY) benches/probe_vs_lmprobe.py --out bench-results/probe.json
 	$(PY) benches/ensemble_vs_lmprobe.py --out bench-results/ensemble.json
 	$(PY) benches/baselines_vs_lmprobe.py --out bench-results/baselines.json
