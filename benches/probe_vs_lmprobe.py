@@ -150,7 +150,7 @@ def measure(kind: str, scenario: str, repeats: int, limit: int | None) -> dict[s
         for key in ("process_seconds", "seconds", "peak_bytes", "cache_bytes", "accuracy")
         if key in runs[0]
     }
-    summary["runs"] = [round(r["process_seconds"], 2) for r in runs]
+    summary["runs"] = [round(r["seconds" if scenario == "warm" else "process_seconds"], 3) for r in runs]
     for key in ("imported_torch", "imported_transformers", "scores"):
         if key in runs[0]:
             summary[key] = runs[0][key]

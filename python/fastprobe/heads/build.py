@@ -162,7 +162,7 @@ def build_position_dataset(
     sites: SiteSpec | Sequence[SiteSpec],
     *,
     class_names: Sequence[str] | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: bool = True,
     interventions: Any = (),
     metadata: Mapping[str, Any] | None = None,
@@ -192,8 +192,9 @@ def build_position_dataset(
     class_names : sequence of str, optional
         The classes, in label-index order. Default: with class-name labels, the sorted distinct names; with int
         labels, ``"0"`` to ``str(max label)``.
-    batch_size : int, default=32
-        Texts per forward pass (short sentences run fastest on a CPU in batches of about 32).
+    batch_size : int or None, default=None
+        Texts per forward pass; None fills each pass to the device's token budget
+        (:mod:`fastprobe.extraction.batching`).
     progress : bool, default=True
     interventions : sequence, default=()
         Head or edge ablations (:class:`~fastprobe.extraction.HeadAblation`,

@@ -170,7 +170,7 @@ def score_heads(
     *,
     ignore_bos: bool | str = "auto",
     layers: Sequence[int] | None = None,
-    batch_size: int = 32,
+    batch_size: int | None = None,
     progress: bool = True,
     interventions: Sequence[Any] = (),
 ) -> HeadScores:
@@ -190,8 +190,9 @@ def score_heads(
         every text with a special token.
     layers : sequence of int, optional
         The blocks to score (default: all).
-    batch_size : int, default=32
-        Texts per forward pass (short sentences run fastest on a CPU in batches of about 32).
+    batch_size : int or None, default=None
+        Texts per forward pass; None fills each pass to the device's token budget
+        (:mod:`fastprobe.extraction.batching`).
     progress : bool, default=True
     interventions : sequence, default=()
         Head or edge ablations (or other interventions) active during the passes.
