@@ -23,7 +23,7 @@ from fastprobe import InvalidInputError, Probe, ProbeEnsemble, clear_model_cache
 from fastprobe.extraction import DEFAULT_BATCH_SIZE, load_model, model_fingerprint
 from fastprobe.extraction.batching import is_auto
 from fastprobe.features import described_context, descriptions_dir
-from fastprobe.model import describe_model, file_versions
+from fastprobe.model import describe_model, file_versions, weights_digest
 from fastprobe.store import set_cache_backend
 from fastprobe.testing import build_tiny_model, offline_hub, place_in_hub_cache
 
@@ -185,3 +185,16 @@ def test_lmprobes_default_batch_size_is_told_apart_from_an_explicit_one() -> Non
     assert is_auto(Probe(model="m", batch_size=None).batch_size)
     with pytest.raises(InvalidInputError, match=r"batch_size must be an integer >= 1 or None .*got 0"):
         Probe(model="m", batch_size=0).fit(POS, NEG)
+
+
+def test_the_weights_digest_is_read_once_per_version_of_the_files(model_dir: pathlib.Path) -> None:
+    weights = next(model_dir.glob("*.safetensors"))
+    before = weights_digest(model_dir)
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # other bytes, same size
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))  # ... and the same modification time: the same version
+    assert weights_digest(model_dir) == before  # remembered, not read again
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # a new version
+    assert weights_digest(model_dir) != before

@@ -222,7 +222,7 @@ def ensure_extracted(
     ctx: ModelContext,
     prompts: Sequence[str],
     sites: Sequence[Any],
-    batch_size: int,
+    batch_size: int | None,
     retries: int,
     poolings: Sequence[str] | None = None,
     overwrite: bool = False,
@@ -312,7 +312,12 @@ def read_features(ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any
 
 
 def pooled_features(
-    ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any], pooling: str, batch_size: int, retries: int = 3
+    ctx: ModelContext,
+    prompts: Sequence[str],
+    sites: Sequence[Any],
+    pooling: str,
+    batch_size: int | None,
+    retries: int = 3,
 ) -> np.ndarray:
     """Pooled activations at ``sites`` through the cache: one extraction of what is missing, then one read.
 

@@ -104,11 +104,13 @@ class Batches:
         self._stack = self._split(order)
 
     def _split(self, order: list[int]) -> list[list[int]]:
+        stack: list[list[int]] = []
         if self.size is not None:
             stack = [order[i : i + self.size] for i in range(0, len(order), self.size)]
         else:
             assert self.budget is not None
-            stack, current, width = [], [], 0
+            current: list[int] = []
+            width = 0
             for i in order:
                 grown = max(width, self.lengths[i])
                 if current and (len(current) + 1) * grown > self.budget:

@@ -168,7 +168,9 @@ def from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
 def weights_digest(path: str | os.PathLike[str]) -> str | None:
     """SHA-256 over each weight file's name, size and first and last MiB (cheap, and changes with the weights).
 
-    Symbolic links (a Hugging Face cache snapshot links its files to blobs) are followed.
+    Symbolic links (a Hugging Face cache snapshot links its files to blobs) are followed. Computed once per version of
+    the files (their sizes and modification times) in a process; across processes, a model's recorded description
+    (:func:`~fastprobe.model.describe_model`) holds it.
 
     Parameters
     ----------
@@ -185,6 +187,21 @@ def weights_digest(path: str | os.PathLike[str]) -> str | None:
     if not os.path.isdir(folder):
         return None
     names = sorted(n for n in os.listdir(folder) if n.endswith(WEIGHT_SUFFIXES))
+    versions = []
+    for name in names:
+        st = os.stat(os.path.join(folder, name))
+        versions.append((name, st.st_size, st.st_mtime_ns))
+    key = (os.path.realpath(folder), tuple(versions))
+    if key not in _DIGESTS:
+        _DIGESTS[key] = _digest(folder, names)
+    return _DIGESTS[key]
+
+
+# (directory, each weight file's name, size and modification time) -> digest: read once per version of the files
+_DIGESTS: dict[tuple[str, tuple[tuple[str, int, int], ...]], str | None] = {}
+
+
+def _digest(folder: str, names: list[str]) -> str | None:
     h = hashlib.sha256()
     for name in names:
         full = os.path.join(folder, name)

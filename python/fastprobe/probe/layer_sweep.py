@@ -192,7 +192,7 @@ def run_sweep(
     y: np.ndarray,
     w: np.ndarray | None,
     layers: list[int],
-    batch_size: int,
+    batch_size: int | None,
     n_retries: int,
     overwrite: bool = False,
 ) -> LayerSweepResult:
