@@ -27,7 +27,7 @@ from fastprobe.model.architectures import (
     anatomy,
     decoder_blocks,
 )
-from fastprobe.model.description import describe_model, file_versions, remember_model
+from fastprobe.model.description import describe_model, remember_model
 from fastprobe.model.encoders import sentence_encoder, sentence_model_here
 from fastprobe.model.fingerprint import adopt_fingerprint, fingerprint_of, model_fingerprint, model_identity
 from fastprobe.model.lm import causal_lm, load_with_head
@@ -46,7 +46,7 @@ from fastprobe.model.loading import (
     split_precision,
 )
 from fastprobe.model.registry import clear_model_cache, register_model_cache
-from fastprobe.model.source import ModelSource, from_pretrained, resolve_model, weights_digest
+from fastprobe.model.source import ModelSource, file_versions, from_pretrained, resolve_model, weights_digest
 from fastprobe.model.tokens import accepts_kwarg, length_order, pad_batch, resolve_position, tokenize
 from fastprobe.model.weightless import load_weightless
 

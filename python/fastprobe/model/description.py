@@ -23,48 +23,20 @@ import hashlib
 import json
 import os
 import re
-import stat
 import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from fastprobe.model.loading import LoadedModel
-from fastprobe.model.source import ModelSource
+from fastprobe.model.source import ModelSource, file_versions
 
-__all__ = ["DESCRIPTION_VERSION", "describe_model", "file_versions", "remember_model"]
+__all__ = ["DESCRIPTION_VERSION", "describe_model", "remember_model"]
 
 #: The layout of a description record; a record of another version is ignored.
 DESCRIPTION_VERSION = 1
 _COMMIT = re.compile(r"[0-9a-f]{40}")
 _LIBRARIES = ("fastprobe", "transformers", "tokenizers")
-
-
-def file_versions(path: str | os.PathLike[str]) -> list[list[Any]]:
-    """Return ``[name, size, modification time in ns]`` of each regular file in ``path`` (links followed), by name.
-
-    Parameters
-    ----------
-    path : str or path-like
-        A model directory.
-
-    Returns
-    -------
-    list of [str, int, int]
-        Empty when ``path`` is not a directory.
-    """
-    folder = os.fspath(path)
-    if not os.path.isdir(folder):
-        return []
-    out: list[list[Any]] = []
-    for name in sorted(os.listdir(folder)):
-        try:
-            st = os.stat(os.path.join(folder, name))
-        except OSError:  # a dangling link (a Hub snapshot whose blob is gone)
-            continue
-        if stat.S_ISREG(st.st_mode):
-            out.append([name, st.st_size, st.st_mtime_ns])
-    return out
 
 
 def _libraries() -> dict[str, str]:

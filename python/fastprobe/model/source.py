@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import os
 import pathlib
+import stat
 from dataclasses import dataclass
 from typing import Any
 
 from fastprobe.exceptions import InvalidInputError, ModelLoadError
 
-__all__ = ["ModelSource", "from_pretrained", "resolve_model", "weights_digest"]
+__all__ = ["ModelSource", "file_versions", "from_pretrained", "resolve_model", "weights_digest"]
 
 #: File names that hold a model's weights (their digest is part of the model's fingerprint).
 WEIGHT_SUFFIXES: tuple[str, ...] = (".safetensors", ".bin", ".pt", ".gguf")
@@ -165,6 +166,26 @@ def from_pretrained(cls: Any, source: ModelSource, **kwargs: Any) -> Any:
         raise ModelLoadError(f"model {source.name!r} could not be loaded by {cls.__name__}: {err}") from err
 
 
+def file_versions(path: str | os.PathLike[str]) -> list[list[Any]]:
+    """Return ``[name, size, modification time in ns]`` of each regular file in ``path`` (links followed), by name.
+
+    ``path`` (a model directory) that is not a directory gives an empty list. Together the entries name a version of
+    the model's files: a file replaced, edited or touched changes them.
+    """
+    folder = os.fspath(path)
+    if not os.path.isdir(folder):
+        return []
+    out: list[list[Any]] = []
+    for name in sorted(os.listdir(folder)):
+        try:
+            st = os.stat(os.path.join(folder, name))
+        except OSError:  # a dangling link (a Hub snapshot whose blob is gone)
+            continue
+        if stat.S_ISREG(st.st_mode):
+            out.append([name, st.st_size, st.st_mtime_ns])
+    return out
+
+
 def weights_digest(path: str | os.PathLike[str]) -> str | None:
     """SHA-256 over each weight file's name, size and first and last MiB (cheap, and changes with the weights).
 
@@ -186,11 +207,8 @@ def weights_digest(path: str | os.PathLike[str]) -> str | None:
     folder = os.fspath(path)
     if not os.path.isdir(folder):
         return None
-    names = sorted(n for n in os.listdir(folder) if n.endswith(WEIGHT_SUFFIXES))
-    versions = []
-    for name in names:
-        st = os.stat(os.path.join(folder, name))
-        versions.append((name, st.st_size, st.st_mtime_ns))
+    versions = [tuple(v) for v in file_versions(folder) if v[0].endswith(WEIGHT_SUFFIXES)]
+    names = [str(v[0]) for v in versions]
     key = (os.path.realpath(folder), tuple(versions))
     if key not in _DIGESTS:
         _DIGESTS[key] = _digest(folder, names)
