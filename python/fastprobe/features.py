@@ -191,8 +191,10 @@ def ready_context(
     if remote:
         return model_context(model, device, dtype, backend, remote, revision, interventions)
     light = described_context(model, device, backend, revision, dtype, interventions)
-    if light is not None and cached(light):
-        return light
+    if light is not None:
+        if cached(light):
+            return light
+        return model_context(model, device, dtype, backend, remote, revision, interventions)  # the skeleton agrees
     # the skeleton (float32, clean) costs a tokenizer and configuration load: worth it only when the cache holds a
     # store of this model already (filled by another process, or pulled), not on a cold cache
     name = _name(model)
