@@ -237,9 +237,9 @@ def ensure_extracted(
     reads (a pulled dataset's last-token-only record, for a mean) counts as missing. A remote run that fails is
     retried up to ``retries`` times with exponential back-off; what completed is stored, so a retry resumes.
     """
-    keep = cache_keeps_tokens(required_content(poolings) == "tokens")
     if not overwrite and is_cached(ctx, prompts, sites, poolings):  # nothing to run: the model is not even touched
         return
+    keep = cache_keeps_tokens(required_content(poolings) == "tokens")
 
     def run() -> None:
         extraction.extract_to_store(
@@ -297,8 +297,7 @@ def is_cached(
 
 def is_extracted(ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any], pooling: str) -> bool:
     """Whether :func:`ensure_extracted` would run nothing for these prompts, sites and pooling."""
-    keep = cache_keeps_tokens(pooling not in POOLED)  # max, min and "all" read tokens
-    return bool(np.all(ctx.store.contains(list(prompts), list(sites), tokens=keep, pooling=pooling)))
+    return is_cached(ctx, prompts, sites, [pooling])
 
 
 def read_features(ctx: ModelContext, prompts: Sequence[str], sites: Sequence[Any], pooling: str) -> Features:

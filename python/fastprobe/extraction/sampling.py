@@ -1,7 +1,7 @@
 """What every sampled generation shares: the sampler, end-of-sequence ids, per-batch seeds and a per-row stop.
 
 :func:`~fastprobe.extraction.generate_batches` drives ``model.generate``; the workflows that sample through it (the
-aligned-probing capture, the live monitor) draw each token with :class:`Sampler` (seeded per batch from its rows),
+aligned-probing capture, the live monitor) draw each token with :class:`Sampler` (a seeded generator per row),
 end each row themselves one pass after its end-of-sequence token (so that token's activations are read), and take
 the end-of-sequence ids from the model's generation config and its tokenizer, as ``generate`` does.
 

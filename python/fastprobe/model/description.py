@@ -19,6 +19,7 @@ transformers or huggingface_hub.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -39,7 +40,9 @@ _COMMIT = re.compile(r"[0-9a-f]{40}")
 _LIBRARIES = ("fastprobe", "transformers", "tokenizers")
 
 
+@functools.cache
 def _libraries() -> dict[str, str]:
+    """Return the installed versions of the libraries a record depends on (read once per process)."""
     out = {}
     for name in _LIBRARIES:
         try:
@@ -78,7 +81,7 @@ def remember_model(
         return
     record = {
         "version": DESCRIPTION_VERSION,
-        "libraries": _libraries(),
+        "libraries": dict(_libraries()),
         "name": source.name,
         "revision": source.revision,
         "path": source.path,
